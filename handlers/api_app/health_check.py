@@ -1,0 +1,52 @@
+"""The /health report: pings each store separately so the answer says which one is down."""
+
+from __future__ import annotations
+
+from handlers.api_app.stores import MetadataReader, VectorReader
+from shared.log import get_logger
+from shared.schemas import Health
+
+logger = get_logger("graphrec.api")
+
+
+def _reachable(name: str, store: object) -> bool:
+    if isinstance(store, Exception):
+        logger.warning("store client could not be created", store=name, error_type=type(store).__name__)
+        return False
+    try:
+        store.ping()  # type: ignore[attr-defined]
+        return True
+    except Exception as exc:  # any failure to ping means "unreachable" for a health check
+        logger.warning("store ping failed", store=name, error_type=type(exc).__name__)
+        return False
+
+
+def check(meta: MetadataReader | Exception, vectors: VectorReader | Exception) -> Health:
+    meta_ok, vectors_ok = _reachable("metadata", meta), _reachable("vectors", vectors)
+    stores = {"metadata": "ok" if meta_ok else "unavailable", "vectors": "ok" if vectors_ok else "unavailable"}
+    if not meta_ok or isinstance(meta, Exception):
+        return Health(status="unavailable", stores=stores, detail="The metadata store (MySQL) is unreachable.")  # type: ignore[arg-type]
+    run = meta.live_run()
+    if run is None:
+        return Health(status="no_live_run", stores=stores, detail="No model is live yet: load a training run.")  # type: ignore[arg-type]
+    if not vectors_ok or isinstance(vectors, Exception):
+        return Health(
+            status="unavailable",
+            run_id=run.run_id,
+            stores=stores,  # type: ignore[arg-type]
+            detail="The vector store (Milvus) is unreachable.",
+        )
+    counts = {
+        "movies": meta.count_movies(run.run_id),
+        "users": meta.count_users(run.run_id),
+        "vectors": vectors.count(run.run_id),
+    }
+    if counts["vectors"] == 0 or counts["movies"] == 0:
+        return Health(
+            status="unavailable",
+            run_id=run.run_id,
+            counts=counts,
+            stores=stores,  # type: ignore[arg-type]
+            detail="The live run has no movies or vectors in the stores: reload it.",
+        )
+    return Health(status="ok", run_id=run.run_id, counts=counts, stores=stores)  # type: ignore[arg-type]

@@ -1,0 +1,14 @@
+"""POST /recommendations: recommend from liked movies (optional genre filter and exclusions)."""
+
+from fastapi import APIRouter
+
+from handlers.api_app.deps import RecommenderDep
+from handlers.api_app.routes._responses import STANDARD
+from shared.schemas import RecommendRequest, Recommendations
+
+router = APIRouter(tags=["recommendations"], responses=STANDARD)
+
+
+@router.post("/recommendations", response_model=Recommendations)
+async def recommend(body: RecommendRequest, rec: RecommenderDep) -> Recommendations:
+    return rec.for_liked(body.liked, body.k, body.genres, body.exclude)

@@ -1,0 +1,20 @@
+"""GET /users/{user_id}/recommendations: from the user's stored history, seen movies excluded."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from handlers.api_app.deps import RecommenderDep
+from handlers.api_app.routes._responses import NOT_FOUND, STANDARD
+from shared.schemas import INT64_MAX, MAX_K, Recommendations
+
+router = APIRouter(tags=["users"], responses={**STANDARD, **NOT_FOUND})
+
+
+@router.get("/users/{user_id}/recommendations", response_model=Recommendations)
+async def for_user(
+    user_id: Annotated[int, Path(ge=0, le=INT64_MAX)],
+    rec: RecommenderDep,
+    k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+) -> Recommendations:
+    return rec.for_user(user_id, k)

@@ -1,0 +1,345 @@
+"""Retrain trigger Lambda: submits the training container as an AWS Batch GPU job, exactly once per request.
+
+Triggers (one handler, told apart by the event's shape):
+- ``POST /retrain`` (HTTP API v2, IAM-authorised): JSON body with optional ``data_uri``, ``output_uri``,
+  ``epochs``, ``max_minutes``; idempotency key = the ``Idempotency-Key`` header, else a hash of the body.
+  Returns 202 ``{"job_id", "job_name", ...}``.
+- ``GET /retrain/{job_id}``: the job's status (only jobs on our queue; others are 404).
+- EventBridge schedule: key = the event id (EventBridge redelivers the same id on retry).
+- S3 ObjectCreated under ``data/`` (new ratings landed): key = bucket/key/etag; trains on that folder.
+
+Why two layers of idempotency: Powertools Idempotency (a conditional write in DynamoDB) makes concurrent
+retries of one request submit once and replay the stored answer; the deterministic job name (derived from
+the key) is checked in Batch before submitting, which also covers a Lambda that died between SubmitJob and
+saving the idempotency record.
+
+Settings used beyond ``shared.settings.Settings`` (read from the environment at call time; the lead may
+move them into Settings): ``IDEMPOTENCY_TABLE``, ``RETRAIN_IDEMPOTENCY_SECONDS``, ``TRAINING_MAX_MINUTES``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import time
+from functools import lru_cache
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shared.log import get_logger
+from shared.settings import get_settings
+
+logger = get_logger(__name__)
+
+IDEMPOTENCY_TABLE_ENV = "IDEMPOTENCY_TABLE"
+IDEMPOTENCY_SECONDS_ENV = "RETRAIN_IDEMPOTENCY_SECONDS"
+MAX_MINUTES_ENV = "TRAINING_MAX_MINUTES"
+DEFAULT_IDEMPOTENCY_TABLE = "graphrec-idempotency"
+DEFAULT_IDEMPOTENCY_SECONDS = 3600
+DEFAULT_MAX_MINUTES = 120.0
+# Environment variables this module reads on top of Settings (template drift test checks against this).
+EXTRA_ENV_VARS = (IDEMPOTENCY_TABLE_ENV, IDEMPOTENCY_SECONDS_ENV, MAX_MINUTES_ENV)
+
+JOB_NAME_PREFIX = "graphrec-train"
+JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_-]{0,127}$")
+IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces
+
+
+class RetrainRequest(BaseModel):
+    """Body of POST /retrain. Every field is optional; defaults come from settings."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    data_uri: str | None = Field(
+        default=None, max_length=1024, description="s3:// ratings folder or ml-1m.zip"
+    )
+    output_uri: str | None = Field(
+        default=None, max_length=1024, description="s3:// prefix the run is written under"
+    )
+    epochs: int | None = Field(default=None, ge=1, le=1000)
+    max_minutes: float | int | None = Field(default=None, gt=0, le=24 * 60)
+
+    @field_validator("data_uri", "output_uri")
+    @classmethod
+    def _s3_only(cls, value: str | None) -> str | None:
+        # The job runs in AWS: a local path would silently train on nothing.
+        if value is not None and (not value.startswith("s3://") or len(value) <= len("s3://")):
+            raise ValueError("must be an s3:// URI")
+        return value
+
+
+class BadRequest(ValueError):
+    """Client error: mapped to a 4xx response that says what is wrong."""
+
+    def __init__(self, status: int, message: str, detail: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.detail = detail
+
+
+# ------------------------------------------------------------------------------------------ clients
+@lru_cache(maxsize=1)
+def batch_client() -> Any:
+    """One Batch client per container (boto3 honours AWS_ENDPOINT_URL for moto/LocalStack)."""
+    import boto3
+
+    return boto3.client("batch")
+
+
+@lru_cache(maxsize=1)
+def _idempotent_submit() -> Any:
+    """The Powertools-idempotent submit function, built once per container (table name from env)."""
+    import boto3
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+
+    store = DynamoDBPersistenceLayer(
+        table_name=os.environ.get(IDEMPOTENCY_TABLE_ENV, DEFAULT_IDEMPOTENCY_TABLE),
+        boto3_client=boto3.client("dynamodb"),
+    )
+    config = IdempotencyConfig(
+        event_key_jmespath="key",
+        payload_validation_jmespath="request",  # same key, different parameters -> IdempotencyValidationError
+        expires_after_seconds=_idempotency_seconds(),
+        raise_on_no_idempotency_key=True,
+    )
+
+    @idempotent_function(data_keyword_argument="payload", persistence_store=store, config=config)
+    def submit(payload: dict[str, Any]) -> dict[str, Any]:
+        return _submit_job(payload["key"], payload["trigger"], payload["request"])
+
+    submit.config = config  # type: ignore[attr-defined]  # so handler() can register the Lambda context
+    return submit
+
+
+def clear_clients() -> None:
+    """Forget cached clients (tests switch AWS_ENDPOINT_URL between moto servers)."""
+    batch_client.cache_clear()
+    _idempotent_submit.cache_clear()
+
+
+def _idempotency_seconds() -> int:
+    return int(os.environ.get(IDEMPOTENCY_SECONDS_ENV, DEFAULT_IDEMPOTENCY_SECONDS))
+
+
+def _max_minutes_default() -> float:
+    return float(os.environ.get(MAX_MINUTES_ENV, DEFAULT_MAX_MINUTES))
+
+
+# ------------------------------------------------------------------------------------------ core
+def job_name_for(key: str) -> str:
+    """Deterministic Batch job name for an idempotency key (Batch allows 128 chars [A-Za-z0-9_-])."""
+    return f"{JOB_NAME_PREFIX}-{hashlib.sha256(key.encode()).hexdigest()[:24]}"
+
+
+def resolve_request(req: RetrainRequest) -> dict[str, str]:
+    """Fill defaults from settings; the result becomes the Batch job's `parameters` (strings only)."""
+    s = get_settings()
+    epochs = req.epochs if req.epochs is not None else s.training_default_epochs
+    max_minutes = req.max_minutes if req.max_minutes is not None else _max_minutes_default()
+    return {
+        "data_uri": req.data_uri or s.data_uri,
+        "output_uri": req.output_uri or s.artifact_uri,
+        "epochs": str(int(epochs)),
+        "max_minutes": f"{float(max_minutes):g}",
+    }
+
+
+def _find_recent_job(job_name: str) -> dict[str, Any] | None:
+    """A job with this name on our queue created inside the idempotency window (crash-after-submit case)."""
+    s = get_settings()
+    window_ms = _idempotency_seconds() * 1000
+    now_ms = int(time.time() * 1000)
+    paginator = batch_client().get_paginator("list_jobs")
+    pages = paginator.paginate(
+        jobQueue=s.training_job_queue, filters=[{"name": "JOB_NAME", "values": [job_name]}]
+    )
+    for page in pages:
+        for job in page.get("jobSummaryList", []):
+            created = int(job.get("createdAt") or now_ms)
+            if job.get("jobName") == job_name and now_ms - created <= window_ms:
+                return dict(job)
+    return None
+
+
+def _submit_job(key: str, trigger: str, params: dict[str, str]) -> dict[str, Any]:
+    s = get_settings()
+    name = job_name_for(key)
+    existing = _find_recent_job(name)
+    if existing is not None:
+        logger.info("retrain job already submitted", extra={"job_id": existing["jobId"], "job_name": name})
+        job_id, submitted = existing["jobId"], False
+    else:
+        resp = batch_client().submit_job(
+            jobName=name,
+            jobQueue=s.training_job_queue,
+            jobDefinition=s.training_job_definition,
+            parameters=params,
+            containerOverrides={
+                "environment": [
+                    {"name": "RETRAIN_TRIGGER", "value": trigger},
+                    {"name": "RETRAIN_JOB_NAME", "value": name},
+                ]
+            },
+            tags={"service": s.service_name, "trigger": trigger},
+            propagateTags=True,
+        )
+        job_id, submitted = resp["jobId"], True
+        logger.info(
+            "retrain job submitted",
+            extra={"job_id": job_id, "job_name": name, "trigger": trigger, "parameters": params},
+        )
+    return {
+        "job_id": job_id,
+        "job_name": name,
+        "job_queue": s.training_job_queue,
+        "job_definition": s.training_job_definition,
+        "parameters": params,
+        "trigger": trigger,
+        "newly_submitted": submitted,
+    }
+
+
+def submit(key: str, trigger: str, req: RetrainRequest, context: Any = None) -> dict[str, Any]:
+    """Submit (or replay) the training job for `key`; raises BadRequest on idempotency conflicts."""
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError,
+        IdempotencyValidationError,
+    )
+
+    fn = _idempotent_submit()
+    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+        fn.config.register_lambda_context(context)
+    params = resolve_request(req)
+    try:
+        result: dict[str, Any] = fn(payload={"key": key, "trigger": trigger, "request": params})
+    except IdempotencyValidationError as exc:
+        raise BadRequest(422, "this Idempotency-Key was already used with different parameters") from exc
+    except IdempotencyAlreadyInProgressError as exc:
+        raise BadRequest(
+            409, "a request with this Idempotency-Key is still being processed; retry shortly"
+        ) from exc
+    return result
+
+
+def job_status(job_id: str) -> dict[str, Any]:
+    """Status of one training job; BadRequest(404) if it is unknown or not on our queue."""
+    if not JOB_ID_RE.match(job_id):
+        raise BadRequest(400, "job_id must be 1-128 characters of letters, digits, ':', '_' or '-'")
+    s = get_settings()
+    jobs = batch_client().describe_jobs(jobs=[job_id]).get("jobs", [])
+    job = jobs[0] if jobs else None
+    if job is None or not _same_queue(job.get("jobQueue", ""), s.training_job_queue):
+        raise BadRequest(404, f"no training job {job_id}")
+    return {
+        "job_id": job["jobId"],
+        "job_name": job.get("jobName"),
+        "status": job.get("status"),
+        "status_reason": job.get("statusReason"),
+        "created_at": job.get("createdAt"),
+        "started_at": job.get("startedAt"),
+        "stopped_at": job.get("stoppedAt"),
+        "parameters": job.get("parameters", {}),
+    }
+
+
+def _same_queue(a: str, b: str) -> bool:
+    """Queues may be named or given as ARNs ('arn:...:job-queue/NAME')."""
+    return a.rsplit("/", 1)[-1] == b.rsplit("/", 1)[-1]
+
+
+# ------------------------------------------------------------------------------------------ Lambda
+def _response(status: int, body: Any) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"content-type": "application/json", "cache-control": "no-store"},
+        "body": json.dumps(body, default=str),
+    }
+
+
+def _parse_body(event: dict[str, Any]) -> RetrainRequest:
+    raw = event.get("body") or ""
+    if event.get("isBase64Encoded") and raw:
+        try:
+            raw = base64.b64decode(raw).decode("utf-8")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest(400, "body is not valid base64 UTF-8") from exc
+    if not raw.strip():
+        return RetrainRequest()
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(400, f"body is not valid JSON: {exc.msg}") from exc
+    if not isinstance(data, dict):
+        raise BadRequest(422, "body must be a JSON object")
+    try:
+        return RetrainRequest.model_validate(data)
+    except ValidationError as exc:
+        detail = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        raise BadRequest(422, "invalid retrain request", detail) from exc
+
+
+def _http_key(event: dict[str, Any], req: RetrainRequest) -> str:
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    key = headers.get("idempotency-key")
+    if key is not None:
+        if not IDEMPOTENCY_KEY_RE.match(key):
+            raise BadRequest(400, "Idempotency-Key must be 1-128 printable ASCII characters without spaces")
+        return f"http:{key}"
+    # No key: identical bodies inside the window are treated as one retried request.
+    return "body:" + hashlib.sha256(req.model_dump_json(exclude_none=True).encode()).hexdigest()
+
+
+def _handle_http(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    route = event.get("routeKey") or ""
+    method = event.get("requestContext", {}).get("http", {}).get("method", "")
+    path = event.get("rawPath", "")
+    try:
+        if route == "POST /retrain" or (method == "POST" and path.rstrip("/").endswith("/retrain")):
+            req = _parse_body(event)
+            return _response(202, submit(_http_key(event, req), "api", req, context))
+        if route == "GET /retrain/{job_id}" or (method == "GET" and "/retrain/" in path):
+            job_id = (event.get("pathParameters") or {}).get("job_id") or path.rstrip("/").rsplit("/", 1)[-1]
+            return _response(200, job_status(job_id))
+        return _response(404, {"detail": f"no route {method} {path}"})
+    except BadRequest as exc:
+        body: dict[str, Any] = {"detail": str(exc)}
+        if exc.detail is not None:
+            body["errors"] = exc.detail
+        return _response(exc.status, body)
+    except Exception as exc:  # Batch/DynamoDB unavailable or misconfigured: say so, never a bare 500
+        logger.exception("retrain request failed")
+        return _response(502, {"detail": f"could not reach AWS Batch: {type(exc).__name__}"})
+
+
+def _handle_s3(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    results = []
+    for record in event.get("Records", []):
+        bucket = record["s3"]["bucket"]["name"]
+        key = record["s3"]["object"]["key"]
+        etag = record["s3"]["object"].get("eTag") or record["s3"]["object"].get("sequencer", "")
+        folder = key.rsplit("/", 1)[0] if "/" in key else ""
+        req = RetrainRequest(data_uri=f"s3://{bucket}/{folder}" if folder else f"s3://{bucket}")
+        results.append(submit(f"s3:{bucket}/{key}:{etag}", "s3", req, context))
+    return {"submitted": results}
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Lambda entry point for HTTP API, EventBridge schedule and S3 events."""
+    if "requestContext" in event and "http" in event.get("requestContext", {}):
+        return _handle_http(event, context)
+    if event.get("source") == "aws.events" or event.get("detail-type") == "Scheduled Event":
+        event_id = str(event.get("id") or "")
+        if not event_id:
+            raise ValueError("scheduled event without an id: cannot submit idempotently")
+        return submit(f"schedule:{event_id}", "schedule", RetrainRequest(), context)
+    if event.get("Records") and event["Records"][0].get("eventSource") == "aws:s3":
+        return _handle_s3(event, context)
+    raise ValueError(f"unsupported event (keys: {sorted(event)[:10]})")

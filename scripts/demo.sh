@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The whole product on one machine with embedded defaults:
+#   data (real MovieLens if present, else the synthetic generator) -> train PinSage -> load into
+#   Milvus Lite + MariaDB -> serve the API and the web page on http://127.0.0.1:8000
+# Environment knobs: DATA (folder, ml-1m.zip or s3:// prefix), MAX_MINUTES (training budget, default 5),
+# EPOCHS (default 30), PORT (default 8000), DOWNLOAD=1 (fetch the official ml-1m.zip when online).
+source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
+cd "$ROOT"
+SKIP_CHROMIUM=1 bash scripts/setup.sh
+export DGLBACKEND=pytorch
+DATA="${DATA:-.local/data/ml-1m}"
+RUNS="${ARTIFACT_URI:-.local/runs}"
+export ARTIFACT_URI="$RUNS"
+export MYSQL_DATABASE="${MYSQL_DATABASE:-graphrec}"
+
+"$PY" - <<PYEOF
+import pymysql
+from shared.settings import get_settings
+conf = get_settings().resolved_mysql()
+db = conf.pop("database")
+conn = pymysql.connect(**conf)
+with conn.cursor() as cur:
+    cur.execute(f"CREATE DATABASE IF NOT EXISTS \`{db}\` CHARACTER SET utf8mb4")
+conn.close()
+PYEOF
+
+train_args=()
+if [ -n "${DOWNLOAD:-}" ]; then
+  train_args+=(--download)
+elif [[ "$DATA" != s3://* ]] && [ ! -f "$DATA/ratings.dat" ] && [[ "$DATA" != *.zip ]]; then
+  log "no MovieLens data at $DATA: generating MovieLens-1M-sized synthetic data there"
+  "$PY" -m training_job synthetic --out "$DATA"
+fi
+log "training PinSage (budget ${MAX_MINUTES:-5} min)"
+"$PY" -m training_job train --data "$DATA" --output "$RUNS" --epochs "${EPOCHS:-30}" \
+  --max-minutes "${MAX_MINUTES:-5}" "${train_args[@]}"
+manifest="$(ls -1d "$RUNS"/*/manifest.json | sort | tail -n 1)"
+log "loading $manifest into Milvus Lite + MariaDB"
+"$PY" -m handlers.loader "$manifest"
+log "serving on http://127.0.0.1:${PORT:-8000}  (API docs: /docs)"
+exec "$VENV/bin/uvicorn" handlers.api:app --host 127.0.0.1 --port "${PORT:-8000}"

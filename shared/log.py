@@ -1,0 +1,25 @@
+"""Structured JSON logging (Powertools Logger) shared by the handlers, the loader and the training job.
+
+Why Powertools: one JSON line per event with service name, level, correlation id and Lambda context,
+which CloudWatch Logs Insights can query; it also works outside Lambda (CLI, tests).
+"""
+
+from __future__ import annotations
+
+import os
+
+from aws_lambda_powertools import Logger
+
+_loggers: dict[str, Logger] = {}
+
+
+def get_logger(name: str) -> Logger:
+    """Return a process-wide Powertools logger for `name` (child of the service logger)."""
+    if name not in _loggers:
+        _loggers[name] = Logger(
+            service=os.environ.get("POWERTOOLS_SERVICE_NAME", "graphrec"),
+            level=os.environ.get("LOG_LEVEL", "INFO"),
+            logger_handler=None,
+            name=name,
+        )
+    return _loggers[name]

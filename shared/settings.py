@@ -1,0 +1,125 @@
+"""One settings object for every component, read from the environment.
+
+Read through the cached `get_settings()` rather than at import time, so tests (and Lambda) can set the
+environment first. Secrets (MySQL password, Milvus token) may come from AWS Secrets Manager when
+`MYSQL_SECRET_ARN` / `MILVUS_TOKEN_SECRET_ARN` are set; they are fetched once per container.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCAL_DIR = Path(".local")
+
+
+class Settings(BaseSettings):
+    """Environment variables (names are the upper-case field names, no prefix)."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    # --- object storage -------------------------------------------------------------------
+    artifact_uri: str = Field(
+        default=str(LOCAL_DIR / "runs"),
+        description="Where training runs are written/read: a local folder or s3://bucket/prefix.",
+    )
+    data_uri: str = Field(
+        default=str(LOCAL_DIR / "data" / "ml-1m"),
+        description="Where MovieLens-format ratings data lives (folder, ml-1m.zip or s3:// prefix).",
+    )
+
+    # --- Milvus ---------------------------------------------------------------------------
+    milvus_uri: str = Field(
+        default=str(LOCAL_DIR / "milvus.db"),
+        description="Milvus Lite file path, or http(s)://host:19530 / Zilliz Cloud endpoint.",
+    )
+    milvus_token: SecretStr | None = Field(default=None, description="Milvus/Zilliz token (user:password or API key).")
+    milvus_token_secret_arn: str | None = Field(default=None, description="Secrets Manager ARN holding the token.")
+    milvus_alias: str = Field(default="movies_live", description="Milvus alias that names the live run's collection.")
+
+    # --- MySQL ----------------------------------------------------------------------------
+    mysql_host: str = "127.0.0.1"
+    mysql_port: int = 3306
+    mysql_user: str = "root"
+    mysql_password: SecretStr = SecretStr("")
+    mysql_database: str = "graphrec"
+    mysql_secret_arn: str | None = Field(
+        default=None,
+        description="Secrets Manager ARN of a JSON secret with host/port/username/password/dbname (RDS shape).",
+    )
+    mysql_connect_timeout: int = 5
+
+    # --- loader -----------------------------------------------------------------------------
+    keep_runs: int = Field(default=3, description="Retired runs kept (for --rollback) before their data is dropped.")
+    load_batch_size: int = Field(default=5000, description="Rows per insert batch when loading a run.")
+
+    # --- API ------------------------------------------------------------------------------
+    cors_origins: str = Field(
+        default="http://127.0.0.1:8000,http://localhost:8000",
+        description="Comma-separated allowed CORS origins. Never '*' in production.",
+    )
+    live_run_cache_seconds: float = Field(default=5.0, description="How long the API caches the live run id.")
+
+    # --- retraining -------------------------------------------------------------------------
+    training_job_queue: str = "graphrec-gpu"
+    training_job_definition: str = "graphrec-train"
+    training_default_epochs: int = 20
+
+    log_level: str = "INFO"
+    service_name: str = "graphrec"
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    def resolved_mysql(self) -> dict[str, Any]:
+        """pymysql connect kwargs; pulls credentials from Secrets Manager when an ARN is configured."""
+        conf: dict[str, Any] = {
+            "host": self.mysql_host,
+            "port": self.mysql_port,
+            "user": self.mysql_user,
+            "password": self.mysql_password.get_secret_value(),
+            "database": self.mysql_database,
+        }
+        if self.mysql_secret_arn:
+            secret = _fetch_secret_json(self.mysql_secret_arn)
+            conf["host"] = secret.get("host", conf["host"])
+            conf["port"] = int(secret.get("port", conf["port"]))
+            conf["user"] = secret.get("username", secret.get("user", conf["user"]))
+            conf["password"] = secret.get("password", conf["password"])
+            conf["database"] = secret.get("dbname", secret.get("database", conf["database"]))
+        return conf
+
+    def resolved_milvus_token(self) -> str | None:
+        if self.milvus_token_secret_arn:
+            secret = _fetch_secret_json(self.milvus_token_secret_arn)
+            return str(secret.get("token") or secret.get("milvus_token") or "") or None
+        return self.milvus_token.get_secret_value() if self.milvus_token else None
+
+
+@lru_cache(maxsize=8)
+def _fetch_secret_json(arn: str) -> dict[str, Any]:
+    """Fetch a JSON secret once per container (boto3 honours AWS_ENDPOINT_URL)."""
+    import boto3
+
+    value = boto3.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+    parsed = json.loads(value)
+    if not isinstance(parsed, dict):
+        raise ValueError(f"secret {arn} is not a JSON object")
+    return parsed
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def clear_settings_cache() -> None:
+    """For tests: forget settings and fetched secrets after changing the environment."""
+    get_settings.cache_clear()
+    _fetch_secret_json.cache_clear()

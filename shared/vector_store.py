@@ -1,0 +1,657 @@
+"""Milvus access for movie embeddings: one collection per run, an alias naming the live one.
+
+Why one collection per run: a new run loads beside the live one and the switch is a pointer change
+(MySQL `runs.status` + the Milvus alias), so a broken or half-loaded run never serves traffic and a
+rollback is instant. The API searches the live run's collection BY NAME (MySQL is the source of truth);
+the alias is kept in step for external tools.
+
+Works with Milvus Lite (a local `*.db` file: FLAT index, exact search) and a Milvus/Zilliz server
+(`http(s)://...`: HNSW, or AUTOINDEX on Zilliz Cloud). Vectors are L2-normalised and searched by inner
+product, so scores are cosine similarities in [-1, 1].
+
+pymilvus is imported lazily so that importing this module stays cheap (Lambda cold start).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shared.artifacts import RUN_ID_RE, collection_name
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    from pymilvus import MilvusClient
+
+    from shared.settings import Settings
+
+PK = "movie_id"
+VECTOR = "embedding"
+GENRES = "genres"
+YEAR = "year"
+MAX_GENRES = 32
+MAX_GENRE_LEN = 128
+MAX_TOPK = 16384
+COLLECTION_PREFIX = "movies_"
+
+# Codes pymilvus/Milvus use for "not there" (collection or alias) and "not loaded".
+_NOT_FOUND_CODES = {100}
+_NOT_LOADED_CODES = {101}
+
+
+class StoreUnavailable(RuntimeError):
+    """The backing store (Milvus or MySQL) cannot be reached or cannot serve the request. API -> 503."""
+
+
+_import_lock = threading.Lock()
+
+
+def import_pymilvus() -> Any:
+    """Import pymilvus with MILVUS_URI hidden from it.
+
+    pymilvus reads MILVUS_URI at import time to configure its legacy ORM default connection and fails
+    when it is a Milvus Lite file path (which is exactly how our settings use that variable). We read our
+    own settings, so pymilvus must not see it; every pymilvus import in this project goes through here.
+    """
+    import sys
+
+    if "pymilvus" in sys.modules:
+        return sys.modules["pymilvus"]
+    with _import_lock:
+        saved = os.environ.pop("MILVUS_URI", None)
+        try:
+            import pymilvus
+        finally:
+            if saved is not None:
+                os.environ["MILVUS_URI"] = saved
+    return pymilvus
+
+
+def is_lite_uri(uri: str) -> bool:
+    """Milvus Lite is a local file path; servers are URLs."""
+    return not uri.startswith(("http://", "https://", "tcp://", "grpc://", "unix:"))
+
+
+_clients: dict[tuple[str, str | None], MilvusClient] = {}
+_clients_lock = threading.Lock()
+
+
+def _client_for(uri: str, token: str | None) -> MilvusClient:
+    """One MilvusClient per (uri, token) per process: connections (and Milvus Lite's server) are costly."""
+    key = (uri, token)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            import_pymilvus()
+            from pymilvus import MilvusClient
+            from pymilvus.exceptions import MilvusException
+
+            if is_lite_uri(uri):
+                Path(uri).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+            try:
+                client = MilvusClient(uri=uri, token=token or "", timeout=30)
+            except MilvusException as exc:
+                raise StoreUnavailable(f"cannot connect to Milvus: {exc.message}") from exc
+            except Exception as exc:  # grpc/OS errors while starting Milvus Lite or dialing the server
+                raise StoreUnavailable(f"cannot connect to Milvus: {type(exc).__name__}: {exc}") from exc
+            _clients[key] = client
+        return client
+
+
+def close_all_clients() -> None:
+    """Close every cached client (tests, and before handing a Milvus Lite file to another process)."""
+    with _clients_lock:
+        for (uri, _), client in _clients.items():
+            with contextlib.suppress(Exception):  # best effort on shutdown
+                client.close()
+            if is_lite_uri(uri):
+                # Milvus Lite runs in-process per .db file and keeps it open after client.close().
+                with contextlib.suppress(Exception):
+                    from milvus_lite.server_manager import server_manager_instance
+
+                    server_manager_instance.release_server(uri)
+        _clients.clear()
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    """Connection-level failures (server down, network, timeouts) as opposed to request errors."""
+    import_pymilvus()
+    from pymilvus.exceptions import (
+        ConnectError,
+        ConnectionNotExistException,
+        MilvusException,
+        MilvusUnavailableException,
+    )
+
+    if isinstance(exc, ConnectError | MilvusUnavailableException | ConnectionNotExistException):
+        return True
+    if isinstance(exc, MilvusException):
+        msg = (exc.message or "").lower()
+        return exc.code == 2 or "unavailable" in msg or "deadline" in msg or "connect" in msg
+    try:
+        import grpc
+
+        if isinstance(exc, grpc.RpcError):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    return isinstance(exc, ConnectionError | TimeoutError)
+
+
+def _code(exc: BaseException) -> int | None:
+    import_pymilvus()
+    from pymilvus.exceptions import MilvusException
+
+    return int(exc.code) if isinstance(exc, MilvusException) else None
+
+
+@contextmanager
+def _guard(what: str) -> Iterator[None]:
+    """Translate connection-level failures into StoreUnavailable; other errors propagate unchanged."""
+    try:
+        yield
+    except StoreUnavailable:
+        raise
+    except Exception as exc:
+        if _is_unavailable(exc):
+            raise StoreUnavailable(f"Milvus unavailable during {what}: {exc}") from exc
+        raise
+
+
+def _literal(values: Sequence[Any]) -> str:
+    """A Milvus expression list literal. JSON string escaping is what Milvus' parser expects."""
+    return json.dumps(list(values), ensure_ascii=False)
+
+
+@dataclass
+class PreparedRows:
+    """One batch converted to Milvus rows by VectorStore.prepare_rows()."""
+
+    ids: list[int]
+    rows: list[dict[str, Any]]
+
+
+class VectorStore:
+    """Per-run Milvus collections of movie embeddings (see module docstring)."""
+
+    def __init__(self, uri: str, token: str | None = None, alias: str = "movies_live") -> None:
+        self.uri = uri
+        self._token = token
+        self.alias = alias
+        self.is_lite = is_lite_uri(uri)
+        self._loaded: set[str] = set()
+        # Collections created empty by this process whose every insert succeeded: plain (fast) inserts
+        # of ids not seen before are equivalent to upserts there. Maps collection -> ids inserted so far.
+        self._fresh: dict[str, set[int]] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> VectorStore:
+        return cls(settings.milvus_uri, settings.resolved_milvus_token(), settings.milvus_alias)
+
+    def __repr__(self) -> str:  # never show the token
+        return f"VectorStore(uri={self.uri!r}, alias={self.alias!r})"
+
+    @property
+    def client(self) -> MilvusClient:
+        return _client_for(self.uri, self._token)
+
+    # ------------------------------------------------------------------ health
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless Milvus answers a cheap request."""
+        with _guard("ping"):
+            try:
+                self.client.list_collections()
+            except StoreUnavailable:
+                raise
+            except Exception as exc:
+                raise StoreUnavailable(f"Milvus ping failed: {exc}") from exc
+
+    # ------------------------------------------------------------------ loader side
+    def _index_params(self) -> Any:
+        params = self.client.prepare_index_params()
+        if self.is_lite:
+            params.add_index(field_name=VECTOR, index_type="FLAT", metric_type="IP")
+        elif "zilliz" in self.uri:
+            params.add_index(field_name=VECTOR, index_type="AUTOINDEX", metric_type="IP")
+        else:
+            params.add_index(
+                field_name=VECTOR,
+                index_type="HNSW",
+                metric_type="IP",
+                params={"M": 16, "efConstruction": 200},
+            )
+        return params
+
+    def _schema(self, dim: int) -> Any:
+        import_pymilvus()
+        from pymilvus import DataType, MilvusClient
+
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field(PK, DataType.INT64, is_primary=True)
+        schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=dim)
+        schema.add_field(
+            GENRES,
+            DataType.ARRAY,
+            element_type=DataType.VARCHAR,
+            max_capacity=MAX_GENRES,
+            max_length=MAX_GENRE_LEN,
+        )
+        schema.add_field(YEAR, DataType.INT32, nullable=True)
+        return schema
+
+    def collection_dim(self, run_id: str) -> int | None:
+        """The vector width of a run's collection, or None when it does not exist."""
+        name = collection_name(run_id)
+        with _guard("describe_collection"):
+            if not self.client.has_collection(name):
+                return None
+            desc = self.client.describe_collection(name)
+        for field in desc["fields"]:
+            if field["name"] == VECTOR:
+                return int(field["params"]["dim"])
+        raise ValueError(f"collection {name} has no {VECTOR!r} field")
+
+    def create_collection(self, run_id: str, dim: int) -> None:
+        """Create (or reuse, if it exists with the same dim) the run's collection, indexed and loaded."""
+        if dim <= 0:
+            raise ValueError(f"dim must be positive, got {dim}")
+        name = collection_name(run_id)
+        existing = self.collection_dim(run_id)
+        if existing is not None:
+            if existing != dim:
+                raise ValueError(f"collection {name} exists with dim {existing}, not {dim}")
+            self._ensure_loaded(name)
+            return
+        with _guard("create_collection"):
+            self.client.create_collection(
+                name, schema=self._schema(dim), consistency_level="Strong" if self.is_lite else "Bounded"
+            )
+            # Index separately with sync=False: the synchronous variant polls index state with 0.5 s sleeps
+            # (and an RPC Milvus Lite does not implement); load_collection waits for the index anyway.
+            self.client.create_index(name, self._index_params(), sync=False)
+            self.client.load_collection(name)
+        self._loaded.add(name)
+        self._fresh[name] = set()
+
+    def prepare_rows(
+        self,
+        movie_ids: Sequence[int],
+        vectors: np.ndarray,
+        genres: Sequence[list[str]],
+        years: Sequence[int | None],
+    ) -> PreparedRows:
+        """Validate and convert one batch to Milvus rows (CPU work, separable from the network call so
+        the loader can prepare batch i+1 while batch i is being ingested)."""
+        import numpy as np
+
+        vecs = np.ascontiguousarray(vectors, dtype=np.float32)  # (n, dim)
+        n = len(movie_ids)
+        if vecs.ndim != 2 or vecs.shape[0] != n or len(genres) != n or len(years) != n:
+            raise ValueError(
+                f"insert: lengths differ (ids {n}, vectors {vecs.shape}, genres {len(genres)}, years {len(years)})"
+            )
+        ids = [int(x) for x in movie_ids]
+        rows: list[dict[str, Any]] = []
+        for mid, vec, gs, year in zip(ids, vecs.tolist(), genres, years, strict=True):
+            gl = [str(g) for g in (gs or [])]
+            if len(gl) > MAX_GENRES or any(len(g) > MAX_GENRE_LEN for g in gl):
+                raise ValueError(f"movie {mid}: at most {MAX_GENRES} genres of <= {MAX_GENRE_LEN} chars")
+            rows.append({PK: mid, VECTOR: vec, GENRES: gl, YEAR: None if year is None else int(year)})
+        return PreparedRows(ids, rows)
+
+    def insert(
+        self,
+        run_id: str,
+        movie_ids: Sequence[int],
+        vectors: np.ndarray,
+        genres: Sequence[list[str]],
+        years: Sequence[int | None],
+    ) -> None:
+        """Write rows with upsert semantics: re-sending a movie replaces it, never duplicates it."""
+        self.insert_prepared(run_id, self.prepare_rows(movie_ids, vectors, genres, years))
+
+    def insert_prepared(self, run_id: str, prepared: PreparedRows) -> None:
+        """insert() for rows from prepare_rows().
+
+        Plain insert (faster, especially on Milvus Lite) is used only when it is provably equivalent to
+        upsert: the collection was created empty by this process, every earlier write succeeded and none
+        of the ids was written before. Anything else (a retry after a crash or an error) upserts.
+        """
+        name = collection_name(run_id)
+        ids, rows = prepared.ids, prepared.rows
+        if not rows:
+            return
+        fresh = self._fresh.get(name)
+        batch_ids = set(ids)
+        use_insert = fresh is not None and len(batch_ids) == len(ids) and fresh.isdisjoint(batch_ids)
+        engine = self._lite_engine_collection(name)
+        try:
+            with _guard("insert"):
+                if engine is not None:
+                    # Same engine call the Lite gRPC servicer makes, minus protobuf encode/decode.
+                    (engine.insert if use_insert else engine.upsert)(rows)
+                elif use_insert:
+                    self.client.insert(name, rows)
+                else:
+                    self.client.upsert(name, rows)
+        except BaseException:
+            self._fresh.pop(name, None)  # state unknown now: upsert from here on
+            raise
+        if use_insert and fresh is not None:
+            fresh.update(batch_ids)
+
+    def _lite_engine_collection(self, name: str) -> Any:
+        """Milvus Lite fast path for bulk writes, or None.
+
+        Milvus Lite 3.x is a pure-Python engine served over gRPC *inside this process*: every row is
+        encoded to protobuf by pymilvus and decoded again by the servicer, under one GIL, which halves
+        ingest speed. For writes we call the engine's `Collection.insert/upsert` directly - exactly what
+        its gRPC servicer does with the decoded rows (same validation, WAL and memtable). This relies on
+        milvus_lite internals, so any surprise falls back to the public gRPC path; set
+        MILVUS_LITE_DIRECT_WRITES=0 to disable it. Reads always use the public client.
+        """
+        if not self.is_lite or os.environ.get("MILVUS_LITE_DIRECT_WRITES", "1") == "0":
+            return None
+        try:
+            self.client  # noqa: B018 - make sure the in-process server exists
+            from milvus_lite.server_manager import server_manager_instance
+
+            entry = server_manager_instance._servers.get(os.path.abspath(self.uri))  # noqa: SLF001
+            if entry is None:
+                return None
+            col = entry[1].get_collection(name)
+            return (
+                col
+                if callable(getattr(col, "insert", None)) and callable(getattr(col, "upsert", None))
+                else None
+            )
+        except Exception:  # noqa: BLE001 - internals changed: use the public path
+            return None
+
+    def flush(self, run_id: str) -> None:
+        """Seal growing segments (servers); a no-op cost on Milvus Lite. Call once after a load."""
+        with _guard("flush"):
+            self.client.flush(collection_name(run_id))
+
+    def count(self, run_id: str) -> int:
+        """Rows in the run's collection (0 when the collection does not exist). Strongly consistent."""
+        name = collection_name(run_id)
+        with _guard("count"):
+            if not self.client.has_collection(name):
+                return 0
+            self._ensure_loaded(name)
+            res = self.client.query(name, filter="", output_fields=["count(*)"], consistency_level="Strong")
+        return int(res[0]["count(*)"])
+
+    def set_alias(self, run_id: str) -> None:
+        """Point the alias at the run's collection (create it, or move it atomically)."""
+        name = collection_name(run_id)
+        with _guard("set_alias"):
+            if not self.client.has_collection(name):
+                raise ValueError(f"cannot alias {self.alias} to missing collection {name}")
+            if self.alias in self._aliases():
+                self.client.alter_alias(name, self.alias)
+            else:
+                self.client.create_alias(name, self.alias)
+
+    def _aliases(self) -> list[str]:
+        # list_aliases instead of describe_alias: a missing alias is normal, not an error worth logging.
+        res = self.client.list_aliases()
+        return list(res.get("aliases", []) if isinstance(res, dict) else res)
+
+    def alias_target(self) -> str | None:
+        """Collection name the alias points to, or None when the alias does not exist."""
+        with _guard("alias_target"):
+            if self.alias not in self._aliases():
+                return None
+            desc = self.client.describe_alias(self.alias)
+        return str(desc["collection_name"])
+
+    def drop(self, run_id: str) -> None:
+        """Drop the run's collection (no-op when absent). Refuses the collection the alias points to."""
+        name = collection_name(run_id)
+        if self.alias_target() == name:
+            raise ValueError(f"refusing to drop {name}: alias {self.alias} points to it")
+        with _guard("drop"):
+            if self.client.has_collection(name):
+                self.client.drop_collection(name)
+        self._loaded.discard(name)
+        self._fresh.pop(name, None)
+
+    def list_run_ids(self) -> list[str]:
+        """run_ids that have a collection here, sorted oldest first."""
+        with _guard("list_collections"):
+            names = self.client.list_collections()
+        out = []
+        for n in names:
+            if n.startswith(COLLECTION_PREFIX) and RUN_ID_RE.match(n[len(COLLECTION_PREFIX) :]):
+                out.append(n[len(COLLECTION_PREFIX) :])
+        return sorted(out)
+
+    # ------------------------------------------------------------------ serving side
+    def _ensure_loaded(self, name: str) -> None:
+        """Collections are 'released' after a restart (and on new processes); load once per process."""
+        if name in self._loaded:
+            return
+        with _guard("load_collection"):
+            self.client.load_collection(name)
+        self._loaded.add(name)
+
+    def _read(self, name: str, what: str, fn: Any) -> Any:
+        """Run a read; load the collection and retry once if it was released; a missing collection
+        means the live run cannot be served -> StoreUnavailable."""
+        for attempt in (0, 1):
+            try:
+                self._ensure_loaded(name)
+                with _guard(what):
+                    return fn()
+            except StoreUnavailable:
+                raise
+            except Exception as exc:
+                code = _code(exc)
+                if code in _NOT_FOUND_CODES:
+                    raise StoreUnavailable(f"Milvus collection {name} does not exist") from exc
+                if code in _NOT_LOADED_CODES and attempt == 0:
+                    self._loaded.discard(name)
+                    continue
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def get_vectors(self, run_id: str, movie_ids: Sequence[int]) -> dict[int, list[float]]:
+        """Stored vectors of the given movies; ids that are not in the run are simply absent."""
+        ids = list(dict.fromkeys(int(m) for m in movie_ids))
+        if not ids:
+            return {}
+        name = collection_name(run_id)
+        rows = self._read(name, "get", lambda: self.client.get(name, ids=ids, output_fields=[PK, VECTOR]))
+        return {int(r[PK]): [float(x) for x in r[VECTOR]] for r in rows}
+
+    @staticmethod
+    def build_filter(exclude_ids: Sequence[int] = (), genres: Sequence[str] | None = None) -> str:
+        """Milvus boolean expression: not in excluded ids AND (any-of the genres). Values are coerced
+        (ints) or JSON-escaped (strings), so user input cannot change the expression's structure."""
+        parts = []
+        if exclude_ids:
+            parts.append(f"{PK} not in {_literal(sorted({int(i) for i in exclude_ids}))}")
+        if genres:
+            gl = sorted({str(g) for g in genres})
+            parts.append(f"ARRAY_CONTAINS_ANY({GENRES}, {_literal(gl)})")
+        return " and ".join(parts)
+
+    def search(
+        self,
+        run_id: str,
+        vectors: Sequence[Sequence[float]],
+        k: int,
+        *,
+        exclude_ids: Sequence[int] = (),
+        genres: Sequence[str] | None = None,
+    ) -> list[list[tuple[int, float]]]:
+        """Top-k by inner product for each query vector: [(movie_id, score), ...] best first.
+
+        exclude_ids: never returned. genres: keep movies having ANY of these genres (exact, case-
+        sensitive names such as "Sci-Fi"); None or empty = no genre filter. Fewer than k results when
+        the filters leave fewer movies.
+        """
+        if not 1 <= k <= MAX_TOPK:
+            raise ValueError(f"k must be in 1..{MAX_TOPK}, got {k}")
+        data = [[float(x) for x in v] for v in vectors]
+        if not data:
+            return []
+        name = collection_name(run_id)
+        expr = self.build_filter(exclude_ids, genres)
+        params: dict[str, Any] = {"metric_type": "IP"}
+        if not self.is_lite:
+            params["params"] = {"ef": max(64, k)}
+        res = self._read(
+            name,
+            "search",
+            lambda: self.client.search(
+                name, data=data, limit=k, filter=expr, output_fields=[PK], search_params=params
+            ),
+        )
+        out: list[list[tuple[int, float]]] = []
+        for hits in res:
+            row = []
+            for h in hits:
+                ent = h.get("entity") or {}
+                mid = ent.get(PK, h.get("id", h.get(PK)))
+                row.append((int(mid), float(h["distance"])))
+            out.append(row)
+        return out
+
+
+# ------------------------------------------------------------------------------------- bulk import
+# For large runs on a Milvus/Zilliz *server*, row inserts through the proxy are the slow path; Milvus'
+# bulk import reads Parquet files straight from object storage into sealed, indexed segments. The files
+# must live in the bucket the Milvus server reads from (self-hosted: its MinIO/S3 bucket).
+BULK_ROWS_PER_FILE = 500_000
+
+
+def bulk_file_table(ids: Any, vectors: Any, genres: Sequence[list[str]], years: Sequence[int | None]) -> Any:
+    """One batch as a pyarrow Table in Milvus' import layout (column names = field names)."""
+    import numpy as np
+    import pyarrow as pa
+
+    vecs = np.ascontiguousarray(vectors, dtype=np.float32)  # (n, dim)
+    n, _dim = vecs.shape
+    offsets = pa.array(np.arange(0, vecs.size + 1, vecs.shape[1], dtype=np.int32))
+    return pa.table(
+        {
+            PK: pa.array(np.asarray(ids, dtype=np.int64)),
+            VECTOR: pa.ListArray.from_arrays(offsets, pa.array(vecs.reshape(-1), type=pa.float32())),
+            GENRES: pa.array([list(g or []) for g in genres], type=pa.list_(pa.string())),
+            YEAR: pa.array([None if y is None else int(y) for y in years], type=pa.int32()),
+        }
+    )
+
+
+def stage_bulk_files(
+    run_id: str,
+    batches: Iterable[tuple[Any, Any, Sequence[list[str]], Sequence[int | None]]],
+    staging_uri: str,
+    rows_per_file: int = BULK_ROWS_PER_FILE,
+) -> list[str]:
+    """Write the run's rows as Parquet files under `staging_uri/<collection>/` (s3:// or local);
+    returns their URIs. Memory stays bounded by one file's worth of rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from shared import objectstore
+
+    base = objectstore.join(staging_uri, collection_name(run_id))
+    uris: list[str] = []
+    pending: list[Any] = []
+    n_pending = 0
+
+    def flush() -> None:
+        nonlocal pending, n_pending
+        if not pending:
+            return
+        import io
+
+        buf = io.BytesIO()
+        pq.write_table(pa.concat_tables(pending), buf, compression="zstd")
+        uri = objectstore.join(base, f"part-{len(uris):05d}.parquet")
+        objectstore.write_bytes(uri, buf.getvalue())
+        uris.append(uri)
+        pending, n_pending = [], 0
+
+    for ids, vecs, genres, years in batches:
+        pending.append(bulk_file_table(ids, vecs, genres, years))
+        n_pending += len(ids)
+        if n_pending >= rows_per_file:
+            flush()
+    flush()
+    return uris
+
+
+def import_request(collection: str, file_uris: Sequence[str], db_name: str = "") -> dict[str, Any]:
+    """Body of Milvus' REST `POST /v2/vectordb/jobs/import/create`: one file per group, paths relative
+    to the server's bucket (the s3://bucket/ part is dropped)."""
+    files = []
+    for uri in file_uris:
+        key = uri.split("://", 1)[1].split("/", 1)[1] if "://" in uri else uri
+        files.append([key])
+    body: dict[str, Any] = {"collectionName": collection, "files": files}
+    if db_name:
+        body["dbName"] = db_name
+    return body
+
+
+class BulkImportError(RuntimeError):
+    """The Milvus import job failed or timed out."""
+
+
+def _rest(
+    base_url: str, path: str, body: dict[str, Any], token: str | None, timeout: float = 30
+) -> dict[str, Any]:
+    import urllib.request
+
+    req = urllib.request.Request(
+        base_url.rstrip("/") + path,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Accept": "application/json"}
+        | ({"Authorization": f"Bearer {token}"} if token else {}),
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - configured Milvus URL
+            out = json.loads(resp.read())
+    except OSError as exc:
+        raise StoreUnavailable(f"Milvus REST {path} unreachable: {exc}") from exc
+    if out.get("code", 0) != 0:
+        raise BulkImportError(f"Milvus REST {path} failed: code {out.get('code')}: {out.get('message')}")
+    return dict(out.get("data") or {})
+
+
+def run_bulk_import(
+    store: VectorStore, run_id: str, file_uris: Sequence[str], *, timeout_s: float = 3600, poll_s: float = 5
+) -> str:
+    """Start a Milvus bulk import of staged files into the run's (existing) collection and wait for it.
+    Returns the job id. Needs a Milvus/Zilliz server (Milvus Lite has no import service)."""
+    import time
+
+    if store.is_lite:
+        raise ValueError("bulk import needs a Milvus server; Milvus Lite has no import service")
+    name = collection_name(run_id)
+    job = _rest(store.uri, "/v2/vectordb/jobs/import/create", import_request(name, file_uris), store._token)
+    job_id = str(job.get("jobId", ""))
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = _rest(store.uri, "/v2/vectordb/jobs/import/describe", {"jobId": job_id}, store._token)
+        status = str(state.get("state", ""))
+        if status == "Completed":
+            return job_id
+        if status == "Failed":
+            raise BulkImportError(f"import job {job_id} failed: {state.get('reason')}")
+        if time.monotonic() > deadline:
+            raise BulkImportError(f"import job {job_id} still {status!r} after {timeout_s:.0f} s")
+        time.sleep(poll_s)

@@ -1,0 +1,64 @@
+"""Fixtures: one live run per test module in a private MariaDB database + Milvus Lite file.
+
+Loading once per module keeps the suite fast; each test still gets the environment pointing at it
+(the root conftest resets the environment before every test).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from handlers.api_app import deps
+from shared.settings import clear_settings_cache, get_settings
+from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER
+from tests.factories import make_run
+from tests.integration.api.live import LiveRun, load_live
+
+
+@pytest.fixture(scope="module")
+def _module_stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A fresh database + Milvus Lite path for the module (dropped afterwards)."""
+    import pymysql
+
+    from shared.vector_store import close_all_clients
+
+    name = f"graphrec_test_{uuid.uuid4().hex[:10]}"
+    conn = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user=MYSQL_USER, password=MYSQL_PASSWORD)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")  # generated name, not input
+    tmp = tmp_path_factory.mktemp("api")
+    try:
+        yield {"MYSQL_DATABASE": name, "MILVUS_URI": str(tmp / "milvus.db"), "ARTIFACT_URI": str(tmp / "runs")}
+    finally:
+        deps.reset_caches()
+        close_all_clients()
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def _module_live(_module_stores: dict[str, str]) -> Iterator[LiveRun]:
+    mp = pytest.MonkeyPatch()
+    for key, value in _module_stores.items():
+        mp.setenv(key, value)
+    clear_settings_cache()
+    try:
+        run = make_run(_module_stores["ARTIFACT_URI"], n_movies=200, n_users=50, dim=16, seed=7)
+        yield load_live(get_settings(), run)
+    finally:
+        mp.undo()
+        clear_settings_cache()
+
+
+@pytest.fixture
+def live(_module_live: LiveRun, _module_stores: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> LiveRun:
+    """The module's live run, with this test's environment pointing at its stores."""
+    for key, value in _module_stores.items():
+        monkeypatch.setenv(key, value)
+    clear_settings_cache()
+    return _module_live

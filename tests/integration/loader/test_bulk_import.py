@@ -1,0 +1,64 @@
+"""Milvus bulk-import staging (server path): files written to S3 (moto over HTTP) in Milvus' import layout.
+
+The import job itself needs a Milvus server, which this machine does not have; everything up to the REST
+call is exercised here.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from handlers import loader
+from shared import artifacts, objectstore
+from shared.settings import get_settings
+from shared.vector_store import VectorStore, import_request, run_bulk_import, stage_bulk_files
+from tests.factories import make_run
+
+
+def test_staged_files_hold_the_run_in_milvus_layout(s3_bucket: str) -> None:
+    run = make_run(f"s3://{s3_bucket}/runs", n_movies=200, dim=16)
+    v = loader.validate_run(artifacts.RunReader(run.manifest_uri), get_settings())
+    staging = f"s3://{s3_bucket}/milvus-import"
+    batches = loader._vector_batches(artifacts.RunReader(run.manifest_uri), v, 50)
+    uris = stage_bulk_files(run.run_id, batches, staging, rows_per_file=100)  # 4 batches -> 2 files
+    assert uris == [f"{staging}/{artifacts.collection_name(run.run_id)}/part-{i:05d}.parquet" for i in range(2)]
+    assert sorted(objectstore.list_uris(staging)) == uris
+
+    table = pa.concat_tables([pq.read_table(io.BytesIO(objectstore.read_bytes(u))) for u in uris])
+    assert table.schema.names == ["movie_id", "embedding", "genres", "year"]
+    assert table.schema.field("movie_id").type == pa.int64()
+    assert table.schema.field("embedding").type == pa.list_(pa.float32())
+    assert table.schema.field("genres").type == pa.list_(pa.string())
+    assert table.schema.field("year").type == pa.int32()
+    assert table.num_rows == 200
+    ids = table.column("movie_id").to_numpy()
+    assert sorted(ids.tolist()) == run.movie_ids.tolist()
+    emb = np.asarray(table.column("embedding").to_pylist(), dtype=np.float32)  # (200, 16)
+    order = np.argsort(ids)
+    np.testing.assert_allclose(emb[order], run.embeddings, atol=1e-7)
+    movies = pq.read_table(io.BytesIO(objectstore.read_bytes(objectstore.join(run.run_uri, artifacts.MOVIES))))
+    want = dict(zip(movies.column("movie_id").to_pylist(), movies.column("year").to_pylist(), strict=True))
+    got = dict(zip(ids.tolist(), table.column("year").to_pylist(), strict=True))
+    assert got == want  # nulls (unknown years) preserved
+
+    body = import_request(artifacts.collection_name(run.run_id), uris)
+    assert body["collectionName"] == artifacts.collection_name(run.run_id)
+    assert body["files"] == [[objectstore.split_s3(u)[1]] for u in uris]  # relative to the Milvus bucket
+
+
+def test_bulk_path_selection(monkeypatch: pytest.MonkeyPatch) -> None:
+    server = VectorStore("http://milvus.internal:19530")
+    lite = VectorStore("/tmp/x.db")
+    monkeypatch.delenv("MILVUS_BULK_STAGING_URI", raising=False)
+    assert loader.bulk_staging_uri(server, 10**6) is None  # not configured
+    monkeypatch.setenv("MILVUS_BULK_STAGING_URI", "s3://milvus-bucket/import")
+    assert loader.bulk_staging_uri(server, 10**6) == "s3://milvus-bucket/import"
+    assert loader.bulk_staging_uri(server, 1000) is None  # small run: row inserts
+    assert loader.bulk_staging_uri(lite, 10**6) is None  # Lite has no import service
+    with pytest.raises(ValueError, match="Lite"):
+        run_bulk_import(lite, artifacts.new_run_id(), ["s3://b/k.parquet"])

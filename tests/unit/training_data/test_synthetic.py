@@ -1,0 +1,194 @@
+"""The synthetic generator: exact MovieLens format, deterministic, readable, and with learnable structure."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training_job import synthetic
+from training_job.data import load_movielens
+
+SIZE = {"users": 300, "movies": 400, "ratings": 15_000}
+FILES = ("users.dat", "movies.dat", "ratings.dat")
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("syn")
+    return out, synthetic.generate(out, seed=7, **SIZE)
+
+
+def _lines(path: Path) -> list[str]:
+    raw = path.read_bytes()
+    assert raw.endswith(b"\n") and b"\r" not in raw
+    return raw.decode("latin-1").split("\n")[:-1]
+
+
+def test_files_match_movielens_format_exactly(generated: tuple[Path, dict]) -> None:
+    out, summary = generated
+    users = _lines(out / "users.dat")
+    movies = _lines(out / "movies.dat")
+    ratings = _lines(out / "ratings.dat")
+    assert (len(users), len(movies), len(ratings)) == (300, 400, 15_000)
+    assert (
+        summary["ratings"] == 15_000
+        and summary["files"]["ratings.dat"] == (out / "ratings.dat").stat().st_size
+    )
+
+    user_re = re.compile(r"^(\d+)::([MF])::(1|18|25|35|45|50|56)::(\d{1,2})::(\d{5}(-\d{4})?)$")
+    for line in users:
+        m = user_re.match(line)
+        assert m, line
+        assert 0 <= int(m[4]) <= 20
+    assert [int(u.split("::")[0]) for u in users] == list(range(1, 301))
+
+    movie_re = re.compile(r"^(\d+)::(.+) \((\d{4})\)::([A-Za-z'|-]+)$")
+    movie_ids = []
+    for line in movies:
+        m = movie_re.match(line)
+        assert m, line
+        movie_ids.append(int(m[1]))
+        assert 1919 <= int(m[3]) <= 2000
+        genres = m[4].split("|")
+        assert 1 <= len(genres) <= 3 and set(genres) <= set(synthetic.GENRES), line
+    assert movie_ids == sorted(set(movie_ids))
+
+    rating_re = re.compile(r"^(\d+)::(\d+)::([1-5])::(\d{9,10})$")
+    parsed = [rating_re.match(line) for line in ratings]
+    assert all(parsed)
+    frame = pd.DataFrame([[int(x) for x in m.groups()] for m in parsed], columns=["u", "m", "r", "t"])  # type: ignore[union-attr]
+    assert not frame.duplicated(["u", "m"]).any()
+    assert set(frame["m"]) <= set(movie_ids)
+    assert frame.groupby("u").size().min() >= 20  # like ML-1M: every user has >= 20 ratings
+    ordered = frame.sort_values(["u", "t"])
+    assert (ordered.groupby("u")["t"].diff().dropna() > 0).all()  # strictly increasing per user
+    assert set(frame["r"]) == {1, 2, 3, 4, 5}
+    # Popularity is skewed (Zipf-like): the top 10% of movies hold a large share of ratings.
+    counts = np.sort(frame["m"].value_counts().to_numpy())[::-1]
+    assert counts[: len(counts) // 10].sum() > 0.3 * counts.sum()
+
+
+def test_non_ascii_titles_are_latin1(generated: tuple[Path, dict]) -> None:
+    raw = (generated[0] / "movies.dat").read_bytes()
+    assert not raw.isascii()
+    with pytest.raises(UnicodeDecodeError):
+        raw.decode("utf-8")  # latin-1 bytes, exactly as the real ML-1M files
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
+    small = {"users": 50, "movies": 80, "ratings": 2_000}
+    synthetic.generate(tmp_path / "a", seed=3, **small)
+    synthetic.generate(tmp_path / "b", seed=3, **small)
+    synthetic.generate(tmp_path / "c", seed=4, **small)
+    for name in FILES:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert (tmp_path / "a" / "ratings.dat").read_bytes() != (tmp_path / "c" / "ratings.dat").read_bytes()
+
+
+def test_reader_round_trips_with_zero_rejections(generated: tuple[Path, dict]) -> None:
+    out, _ = generated
+    d = load_movielens(str(out))
+    assert d.report.total_rejected == 0
+    assert (len(d.users), len(d.movies), len(d.ratings)) == (300, 400, 15_000)
+    assert d.movies["year"].notna().all()
+    assert not d.movies["title"].str.contains(r"\(\d{4}\)").any()
+    assert not d.movies["title"].str.contains(r", (?:The|A)$").any()
+    moved = d.movies[d.movies["raw_title"].str.contains(r", The \(\d{4}\)$")]
+    assert len(moved) > 0 and moved["title"].str.startswith("The ").all()
+    assert d.movies["genres"].map(len).between(1, 3).all()
+
+
+def _hit_rate(d, scorer) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """HR@10 of leave-latest-out: each user's latest rating is the target, the rest is history."""
+    ids = d.movies["movie_id"].to_numpy()
+    r = d.ratings.sort_values(["user_id", "timestamp"]).assign(
+        m=lambda x: np.searchsorted(ids, x["movie_id"])
+    )
+    last = r.groupby("user_id").tail(1)
+    train = r.drop(last.index)
+    n = len(ids)
+    seqs = {u: g.to_numpy() for u, g in train.groupby("user_id")["m"]}
+    target = dict(zip(last["user_id"], last["m"], strict=True))
+    pop = np.bincount(train["m"], minlength=n).astype(float)
+    onehot = np.zeros((int(r["user_id"].max()) + 1, n))
+    onehot[train["user_id"], train["m"]] = 1
+    co = onehot.T @ onehot  # (M, M) co-rating counts
+    np.fill_diagonal(co, 0)
+    out: dict[str, float] = {}
+    for name, fn in scorer(pop, co).items():
+        hits = 0
+        for u, seq in seqs.items():
+            s = fn(seq).astype(float)
+            s[seq] = -np.inf
+            hits += target[u] in np.argsort(-s, kind="stable")[:10]
+        out[name] = hits / len(seqs)
+    return out
+
+
+def test_planted_structure_beats_popularity(generated: tuple[Path, dict]) -> None:
+    d = load_movielens(str(generated[0]))
+    tokens = [set(re.findall(r"\w+", t.lower())) - {"the", "a", "of"} for t in d.movies["title"]]
+
+    def scorers(pop: np.ndarray, co: np.ndarray) -> dict:  # type: ignore[type-arg]
+        tiny = 1e-6 * pop / pop.max()  # popularity only breaks ties
+        return {
+            "popularity": lambda seq: pop,
+            "cooccurrence_of_last": lambda seq: co[seq[-1]] / np.sqrt(pop + 1) + tiny,
+            "title_tokens_of_last": lambda seq: (
+                np.array([len(tokens[seq[-1]] & t) for t in tokens], float) + tiny
+            ),
+        }
+
+    hr = _hit_rate(d, scorers)
+    assert (
+        hr["cooccurrence_of_last"] > 2 * hr["popularity"]
+        and hr["cooccurrence_of_last"] > hr["popularity"] + 0.15
+    ), hr
+    assert (
+        hr["title_tokens_of_last"] > 1.5 * hr["popularity"]
+        and hr["title_tokens_of_last"] > hr["popularity"] + 0.1
+    ), hr
+
+
+def test_cli_arguments_and_run(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    synthetic.add_arguments(parser)
+    args = parser.parse_args(
+        ["--out", str(tmp_path / "cli"), "--users", "30", "--movies", "60", "--ratings", "900"]
+    )
+    assert args.seed == 0
+    assert synthetic.run(args) == 0
+    assert len(_lines(tmp_path / "cli" / "ratings.dat")) == 900
+    defaults = parser.parse_args(["--out", "x"])
+    assert (defaults.users, defaults.movies, defaults.ratings) == (6040, 3706, 1_000_209)
+    bad = parser.parse_args(
+        ["--out", str(tmp_path / "bad"), "--users", "10", "--movies", "20", "--ratings", "5"]
+    )
+    assert synthetic.run(bad) == 2
+    assert not (tmp_path / "bad" / "ratings.dat").exists()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"users": 0}, "at least 1 user"),
+        ({"movies": 5}, "10 movies"),
+        ({"users": 10, "movies": 20, "ratings": 5}, "every user needs"),
+        ({"users": 10, "movies": 20, "ratings": 200}, "too many"),
+    ],
+)
+def test_impossible_sizes_are_rejected(tmp_path: Path, kwargs: dict, message: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ValueError, match=message):
+        synthetic.generate(tmp_path, **kwargs)
+
+
+def test_tight_sizes_still_produce_exact_counts(tmp_path: Path) -> None:
+    summary = synthetic.generate(tmp_path, users=10, movies=20, ratings=120, seed=1)  # 12 of 20 each: the cap
+    frame = load_movielens(str(tmp_path)).ratings
+    assert summary["ratings"] == len(frame) == 120
+    assert frame.groupby("user_id").size().max() <= 12

@@ -1,0 +1,360 @@
+"""Train PinSage on MovieLens ratings and publish a run folder (embeddings + metadata + metrics).
+
+How to run (from the repository root, with the `train` extra installed):
+
+    # synthetic MovieLens-shaped data, then a 5-minute CPU training run into a local folder
+    python -m training_job synthetic --out .local/synth --users 6040 --movies 3706 --ratings 1000000
+    python -m training_job train --data .local/synth --output .local/runs --max-minutes 5
+
+    # the real MovieLens-1M from S3 (or --download it), GPU, output to S3
+    python -m training_job train --data s3://my-bucket/ml-1m/ --output s3://my-bucket/runs --device cuda
+
+    python -m training_job train --help     # every flag explained
+
+Pipeline: load + validate ratings (training_job.data) -> leave-last-out split and train-only graph
+(graph.py) -> PinSage trained with a max-margin loss on co-watched item pairs (sampler.py, model.py),
+validation HR@10 after every epoch, best epoch kept -> full-catalogue layer-wise inference
+(inference.py) -> test HR@10 / NDCG@10 / coverage vs popularity and item-kNN (evaluate.py,
+baselines.py) -> run folder written through shared.artifacts.RunWriter, manifest last (writer.py).
+
+Reproducibility: the same seed, data and flags give the same metrics (torch, numpy and DGL's random
+walks are seeded); a run cut short by --max-minutes depends on wall-clock time and is not reproducible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from shared.log import get_logger
+from training_job.baselines import cosine_item_similarity, item_knn_scorer, popularity_scorer
+from training_job.evaluate import (
+    QueryRule,
+    embedding_scorer,
+    history_weights,
+    rank_metrics,
+    seen_matrix,
+    select_query,
+)
+from training_job.graph import GraphData, Interactions, build
+from training_job.inference import layerwise_embeddings
+from training_job.model import MaxMarginLoss, PinSage
+from training_job.sampler import ItemPairSampler, NeighbourSampler, NeighbourTable, make_blocks
+
+log = get_logger("training_job.train")
+
+# The per-epoch validation curve uses one fixed query rule; the final evaluation picks the best on val.
+CURVE_QUERY = QueryRule(last_k=10, decay=0.9)
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a run; written verbatim to config.json."""
+
+    data: str = ""
+    output: str = ""
+    download: bool = False
+    cache_dir: str = ".local/cache"
+    run_id: str | None = None
+    epochs: int = 30
+    batches_per_epoch: int = 100
+    batch_size: int = 1024
+    max_minutes: float = 60.0
+    device: str = "cpu"
+    threads: int = 0
+    seed: int = 0
+    dim: int = 64
+    num_layers: int = 2
+    dropout: float = 0.0
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    margin: float = 0.5
+    num_negatives: int = 5
+    pair_window: int = 0
+    num_neighbors: int = 10
+    num_random_walks: int = 20
+    num_traversals: int = 2
+    termination_prob: float = 0.5
+    refresh_every: int = 10
+    infer_random_walks: int = 100
+    title_buckets: int = 4096
+    no_id_embedding: bool = False
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class FitResult:
+    model: PinSage
+    embeddings: np.ndarray  # (N, D) float32 unit vectors of the best epoch
+    curve: list[dict[str, float]]
+    best_epoch: int
+    infer_table: NeighbourTable
+    timings: dict[str, float] = field(default_factory=dict)
+    pairs_per_second: float = 0.0
+    stopped_by_time: bool = False
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The `train` subcommand's flags (defaults from TrainConfig)."""
+    d = TrainConfig()
+    io = p.add_argument_group("input / output")
+    io.add_argument("--data", required=True, help="MovieLens folder (local path or s3:// prefix) with users/movies/ratings.dat")
+    io.add_argument("--output", required=True, help="where runs go: local folder or s3://bucket/prefix; the run is OUTPUT/<run_id>/")
+    io.add_argument("--download", action="store_true", help="download MovieLens-1M from grouplens.org if --data has no files")
+    io.add_argument("--cache-dir", default=d.cache_dir, help="local cache for downloaded / S3 input data (default: %(default)s)")
+    io.add_argument("--run-id", default=None, help="explicit run id 'YYYYMMDDTHHMMSSZ_<hex>' (default: generated)")
+    tr = p.add_argument_group("training")
+    tr.add_argument("--epochs", type=int, default=d.epochs, help="max epochs; validation HR@10 after each, best kept (default: %(default)s)")
+    tr.add_argument("--batches-per-epoch", type=int, default=d.batches_per_epoch, help="optimiser steps per epoch (default: %(default)s)")
+    tr.add_argument("--batch-size", type=int, default=d.batch_size, help="item pairs per step; big batches amortise sampling (default: %(default)s)")
+    tr.add_argument("--max-minutes", type=float, default=d.max_minutes, help="stop training after this many minutes, keep the best epoch so far (default: %(default)s)")
+    tr.add_argument("--device", choices=["cpu", "cuda"], default=d.device, help="torch device (default: %(default)s)")
+    tr.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads, 0 = all cores (default: %(default)s)")
+    tr.add_argument("--seed", type=int, default=d.seed, help="seed for torch, numpy and DGL random walks: same seed -> same metrics (default: %(default)s)")
+    tr.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (default: %(default)s)")
+    tr.add_argument("--weight-decay", type=float, default=d.weight_decay, help="Adam weight decay (default: %(default)s)")
+    tr.add_argument("--margin", type=float, default=d.margin, help="max-margin loss margin on cosine scores (default: %(default)s)")
+    tr.add_argument("--num-negatives", type=int, default=d.num_negatives, help="uniform random negatives per positive pair (default: %(default)s)")
+    tr.add_argument("--pair-window", type=int, default=d.pair_window, help="positive = item within this many positions of the head in a user's history; 0 = any co-watched item (default: %(default)s)")
+    mo = p.add_argument_group("model")
+    mo.add_argument("--dim", type=int, default=d.dim, help="embedding size (default: %(default)s)")
+    mo.add_argument("--num-layers", type=int, default=d.num_layers, help="PinSage convolutions (default: %(default)s)")
+    mo.add_argument("--dropout", type=float, default=d.dropout, help="dropout inside the convolutions (default: %(default)s)")
+    mo.add_argument("--title-buckets", type=int, default=d.title_buckets, help="hash buckets of title words (default: %(default)s)")
+    mo.add_argument("--no-id-embedding", action="store_true", help="features only, no learnable per-item embedding")
+    sa = p.add_argument_group("neighbourhood sampling (random walks movie->user->movie)")
+    sa.add_argument("--num-neighbors", type=int, default=d.num_neighbors, help="T: neighbours kept per item, by visit count (default: %(default)s)")
+    sa.add_argument("--num-random-walks", type=int, default=d.num_random_walks, help="walks per item when training (default: %(default)s)")
+    sa.add_argument("--num-traversals", type=int, default=d.num_traversals, help="max movie->user->movie hops per walk (default: %(default)s)")
+    sa.add_argument("--termination-prob", type=float, default=d.termination_prob, help="probability a walk stops after each hop (default: %(default)s)")
+    sa.add_argument("--refresh-every", type=int, default=d.refresh_every, help="re-sample the neighbourhoods every N batches (default: %(default)s)")
+    sa.add_argument("--infer-random-walks", type=int, default=d.infer_random_walks, help="walks per item for the inference neighbourhoods (default: %(default)s)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="disable tqdm progress bars")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+
+
+def seed_everything(seed: int) -> None:
+    import dgl
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    dgl.seed(seed)
+
+
+def set_threads(threads: int) -> int:
+    """Use every core by default: the sampler, the sparse gathers and the matmuls are all multi-threaded."""
+    n = threads or os.cpu_count() or 1
+    torch.set_num_threads(n)
+    return n
+
+
+def val_metrics(gd: GraphData, emb: np.ndarray, rule: QueryRule = CURVE_QUERY) -> dict[str, float]:
+    """HR@10 / NDCG@10 on the validation split (history = train)."""
+    qw = history_weights(gd.train, gd.num_users, gd.num_items, rule)
+    seen = seen_matrix(gd.train, gd.num_users, gd.num_items)
+    return rank_metrics(embedding_scorer(emb, qw), gd.val, seen, gd.num_items)
+
+
+def fit(gd: GraphData, cfg: TrainConfig) -> FitResult:
+    """Train with validation after each epoch; return the best epoch's model and embeddings."""
+    seed_everything(cfg.seed)
+    device = torch.device(cfg.device)
+    t0 = time.perf_counter()
+    model = PinSage(gd.features, cfg.dim, cfg.num_layers, cfg.dropout, not cfg.no_id_embedding).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    loss_fn = MaxMarginLoss(cfg.margin)
+    pairs = ItemPairSampler(gd.train, gd.num_items, cfg.num_negatives, cfg.pair_window, seed=cfg.seed)
+    train_sampler = NeighbourSampler(
+        gd.graph, cfg.num_neighbors, cfg.num_random_walks, cfg.num_traversals, cfg.termination_prob
+    )
+    infer_table = NeighbourSampler(
+        gd.graph, cfg.num_neighbors, cfg.infer_random_walks, cfg.num_traversals, cfg.termination_prob
+    ).table()
+    timings = {"infer_neighbourhoods_s": time.perf_counter() - t0}
+
+    deadline = time.monotonic() + cfg.max_minutes * 60.0
+    curve: list[dict[str, float]] = []
+    best_hr, best_epoch, best_state = -1.0, -1, copy.deepcopy(model.state_dict())
+    train_seconds, eval_seconds, pairs_done = 0.0, 0.0, 0
+    stopped = False
+    table: NeighbourTable | None = None
+    step = 0
+    for epoch in range(cfg.epochs):
+        model.train()
+        t_epoch = time.perf_counter()
+        losses: list[float] = []
+        bar = tqdm(range(cfg.batches_per_epoch), desc=f"epoch {epoch}", disable=not cfg.progress, leave=False)
+        for _ in bar:
+            if table is None or step % cfg.refresh_every == 0:
+                table = train_sampler.table()
+            heads, tails, negs = pairs.sample(cfg.batch_size)  # (B,), (B,), (B, K)
+            seeds, inverse = torch.unique(torch.cat([heads, tails, negs.reshape(-1)]), return_inverse=True)
+            blocks = make_blocks(seeds, table, cfg.num_layers, gd.num_items)
+            emb = model(
+                blocks[0].src_nodes.to(device),
+                [b.nbr.to(device) for b in blocks],
+                [b.weight.to(device) for b in blocks],
+            )  # (S, D)
+            b = cfg.batch_size
+            inv = inverse.to(device)
+            loss = loss_fn(emb[inv[:b]], emb[inv[b : 2 * b]], emb[inv[2 * b :]].view(b, cfg.num_negatives, -1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss))
+            pairs_done += b
+            step += 1
+            if cfg.progress:
+                bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            if time.monotonic() > deadline:
+                stopped = True
+                break
+        train_seconds += time.perf_counter() - t_epoch
+        t_eval = time.perf_counter()
+        emb_all = layerwise_embeddings(model, infer_table, device=device)
+        vm = val_metrics(gd, emb_all)
+        eval_seconds += time.perf_counter() - t_eval
+        point = {
+            "epoch": epoch,
+            "loss": float(np.mean(losses)) if losses else float("nan"),
+            "val_hr@10": vm["hr@10"],
+            "val_ndcg@10": vm["ndcg@10"],
+            "batches": len(losses),
+            "elapsed_s": time.perf_counter() - t0,
+        }
+        curve.append(point)
+        log.info("epoch done", extra=point)
+        if vm["hr@10"] > best_hr:
+            best_hr, best_epoch, best_state = vm["hr@10"], epoch, copy.deepcopy(model.state_dict())
+        if stopped:
+            log.info("time budget reached", extra={"max_minutes": cfg.max_minutes, "epoch": epoch})
+            break
+    model.load_state_dict(best_state)
+    t_inf = time.perf_counter()
+    embeddings = layerwise_embeddings(model, infer_table, device=device)
+    timings.update(
+        {
+            "train_s": train_seconds,
+            "val_eval_s": eval_seconds,
+            "inference_s": time.perf_counter() - t_inf,
+        }
+    )
+    return FitResult(
+        model=model,
+        embeddings=embeddings,
+        curve=curve,
+        best_epoch=best_epoch,
+        infer_table=infer_table,
+        timings=timings,
+        pairs_per_second=pairs_done / train_seconds if train_seconds > 0 else 0.0,
+        stopped_by_time=stopped,
+    )
+
+
+def concat(a: Interactions, b: Interactions) -> Interactions:
+    """Union of two interaction sets, re-sorted by (user, time)."""
+    user = np.concatenate([a.user, b.user])
+    ts = np.concatenate([a.ts, b.ts])
+    order = np.lexsort((np.arange(len(user)), ts, user))
+    return Interactions(
+        user[order], np.concatenate([a.item, b.item])[order], ts[order], np.concatenate([a.rating, b.rating])[order]
+    )
+
+
+def evaluate_all(gd: GraphData, embeddings: np.ndarray) -> dict[str, Any]:
+    """Test metrics of PinSage, popularity and item-kNN; query rules chosen on validation."""
+    nu, ni = gd.num_users, gd.num_items
+    seen_val = seen_matrix(gd.train, nu, ni)
+    test_hist = concat(gd.train, gd.val)
+    seen_test = seen_matrix(test_hist, nu, ni)
+    sim = cosine_item_similarity(gd.train, nu, ni)
+
+    def pinsage_on(history: Interactions):  # type: ignore[no-untyped-def]
+        return lambda rule: embedding_scorer(embeddings, history_weights(history, nu, ni, rule))
+
+    def knn_on(history: Interactions):  # type: ignore[no-untyped-def]
+        return lambda rule: item_knn_scorer(sim, history_weights(history, nu, ni, rule))
+
+    ps_rule, ps_grid = select_query(pinsage_on(gd.train), gd.val, seen_val, ni)
+    knn_rule, knn_grid = select_query(knn_on(gd.train), gd.val, seen_val, ni)
+    test = {
+        "pinsage": rank_metrics(pinsage_on(test_hist)(ps_rule), gd.test, seen_test, ni),
+        "item_knn": rank_metrics(knn_on(test_hist)(knn_rule), gd.test, seen_test, ni),
+        "popularity": rank_metrics(popularity_scorer(gd.train, ni), gd.test, seen_test, ni),
+    }
+    return {
+        "test": test,
+        "query_rule": {"pinsage": ps_rule.to_dict(), "item_knn": knn_rule.to_dict()},
+        "validation_query_grid": {"pinsage": ps_grid, "item_knn": knn_grid},
+    }
+
+
+def train_on(data: Any, cfg: TrainConfig) -> tuple[GraphData, FitResult, dict[str, Any]]:
+    """Graph + training + evaluation on an already-loaded MovieLensData; returns metrics."""
+    set_threads(cfg.threads)
+    t0 = time.perf_counter()
+    gd = build(data, title_buckets=cfg.title_buckets)
+    graph_s = time.perf_counter() - t0
+    log.info("graph built", extra=gd.stats)
+    fr = fit(gd, cfg)
+    t1 = time.perf_counter()
+    ev = evaluate_all(gd, fr.embeddings)
+    eval_s = time.perf_counter() - t1
+    report = getattr(data, "report", None)
+    rejected = report.to_dict() if hasattr(report, "to_dict") else (dict(report) if report else {})
+    metrics = {
+        "data": {**gd.stats, "rejected": rejected},
+        "training": {
+            "curve": fr.curve,
+            "best_epoch": fr.best_epoch,
+            "best_val_hr@10": max((p["val_hr@10"] for p in fr.curve), default=0.0),
+            "pairs_per_second": fr.pairs_per_second,
+            "stopped_by_time": fr.stopped_by_time,
+            "curve_query_rule": CURVE_QUERY.to_dict(),
+        },
+        **ev,
+        "timings": {"graph_s": graph_s, **fr.timings, "evaluation_s": eval_s},
+    }
+    log.info("test metrics", extra={k: v["hr@10"] for k, v in ev["test"].items()})
+    return gd, fr, metrics
+
+
+def run(cfg: TrainConfig) -> str:
+    """Load data, train, evaluate, write the run; returns the run URI."""
+    from training_job.data import load_movielens
+    from training_job.writer import write_run
+
+    t0 = time.perf_counter()
+    data = load_movielens(cfg.data, download=cfg.download, cache_dir=cfg.cache_dir)
+    load_s = time.perf_counter() - t0
+    gd, fr, metrics = train_on(data, cfg)
+    metrics["timings"]["load_s"] = load_s
+    t1 = time.perf_counter()
+    run_uri = write_run(cfg, data, gd, fr, metrics)
+    log.info("run written", extra={"run_uri": run_uri, "write_s": time.perf_counter() - t1})
+    return run_uri
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    run_uri = run(cfg)
+    print(run_uri)
+    return 0
