@@ -141,7 +141,8 @@ def in_process(run_id: str, movie_ids: list[int], n: int) -> dict[str, dict[str,
     from handlers.api_app.middleware import logger
     from tests.integration.api.live import LambdaContext, http_api_event
 
-    logger.registered_handler.setStream(open(os.devnull, "w"))  # type: ignore[attr-defined]  # format, don't print
+    devnull = open(os.devnull, "w")  # noqa: SIM115  # lives as long as the benchmark process
+    logger.registered_handler.setStream(devnull)  # type: ignore[attr-defined]  # format, don't print
     rng = random.Random(1)
     ctx = LambdaContext()
 

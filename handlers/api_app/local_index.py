@@ -40,6 +40,12 @@ class LocalIndex:
     movies: dict[int, Any]
     genre_masks: dict[str, np.ndarray]  # genre -> (n,) bool
 
+    def ping(self) -> None:
+        """In memory: always reachable (VectorReader protocol)."""
+
+    def count(self, run_id: str) -> int:
+        return len(self.ids)
+
     def get_vectors(self, run_id: str, movie_ids: Sequence[int]) -> dict[int, list[float]]:
         return {int(m): self.matrix[self.row[int(m)]].tolist() for m in movie_ids if int(m) in self.row}
 

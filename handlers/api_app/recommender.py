@@ -111,11 +111,15 @@ class Recommender:
 
     def _resolve(self) -> tuple[VectorReader, MovieSource]:
         """The in-memory copy of the run when it is small enough (see local_index.py), else the stores."""
-        if self._backend is None:
-            vectors, meta = self._stores
-            index = self._local.get(self.run_id, meta, vectors) if self._local is not None else None
-            self._backend = (index, index) if index is not None else self._stores
-        return self._backend
+        if self._backend is not None:
+            return self._backend
+        vectors, meta = self._stores
+        index = self._local.get(self.run_id, meta, vectors) if self._local is not None else None
+        if index is None:
+            self._backend = (vectors, meta)
+            return vectors, meta
+        self._backend = (index, index)
+        return index, index
 
     def for_liked(
         self, liked: Sequence[int], k: int, genres: Sequence[str] | None = None, exclude: Sequence[int] = ()

@@ -4,7 +4,7 @@ from fastapi import APIRouter
 
 from handlers.api_app.deps import RecommenderDep
 from handlers.api_app.routes._responses import STANDARD
-from shared.schemas import RecommendRequest, Recommendations
+from shared.schemas import Recommendations, RecommendRequest
 
 router = APIRouter(tags=["recommendations"], responses=STANDARD)
 
