@@ -8,6 +8,7 @@ import subprocess
 import sys
 import urllib.parse
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 
 from handlers import loader
 from shared import artifacts, objectstore
-from shared.artifacts import collection_name
+from shared.artifacts import collection_name, new_run_id
 from shared.metadata_store import MetadataStore
 from shared.settings import Settings, clear_settings_cache, get_settings
 from shared.vector_store import StoreUnavailable, VectorStore, close_all_clients
@@ -321,7 +322,9 @@ def test_rollback_and_keep_runs_pruning(
 
 def test_cli_load_latest_and_help(stores: Any, mysql_settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     meta, _ = stores
-    make_run(mysql_settings.artifact_uri, seed=1, n_movies=20, n_users=4)
+    # Run ids sort by their UTC second; two runs made in the same second would tie, so date them apart.
+    older_id = new_run_id(datetime(2026, 1, 1, tzinfo=UTC))
+    make_run(mysql_settings.artifact_uri, seed=1, n_movies=20, n_users=4, run_id=older_id)
     newest = make_run(mysql_settings.artifact_uri, seed=2, n_movies=20, n_users=4)
     assert loader.main(["--latest", "--no-progress"]) == 0
     assert json.loads(capsys.readouterr().out)["run_id"] == newest.run_id
