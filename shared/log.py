@@ -13,13 +13,17 @@ from aws_lambda_powertools import Logger
 _loggers: dict[str, Logger] = {}
 
 
+# Powertools loggers of one service share a single stdlib logger and formatter, so a per-name extra key
+# would show whichever name registered first. The module is taken from each record instead.
+LOCATION = "%(module)s.%(funcName)s:%(lineno)d"
+
+
 def get_logger(name: str) -> Logger:
-    """Return a process-wide Powertools logger for `name` (child of the service logger)."""
+    """Return a process-wide Powertools logger; `name` only keys the cache (records carry their module)."""
     if name not in _loggers:
         _loggers[name] = Logger(
             service=os.environ.get("POWERTOOLS_SERVICE_NAME", "graphrec"),
             level=os.environ.get("LOG_LEVEL", "INFO"),
-            logger_handler=None,
-            name=name,
+            location=LOCATION,
         )
     return _loggers[name]
