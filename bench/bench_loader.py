@@ -77,14 +77,15 @@ def bench(label: str, manifest: str, tmp: str) -> dict[str, float]:
         reader = artifacts.RunReader(manifest)
         m = reader.manifest()
         n_hist = sum(len(h) for b in reader.iter_batches(artifacts.USER_HISTORY) for h in b.column("movie_ids").to_pylist())
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = loader.load_run(manifest, settings=get_settings(), progress=sys.stderr.isatty())
-        total = time.perf_counter() - t0
+        total, cpu = time.perf_counter() - t0, time.process_time() - c0
         assert res.outcome == "live", res.reason
         s = res.seconds
         rows = m.counts.movies + m.counts.users
         figures = {
             "total_s": total,
+            "cpu_s": cpu,
             "validate_s": s["validate"],
             "mysql_s": s["mysql"],
             "milvus_s": s["milvus"],
@@ -102,7 +103,10 @@ def bench(label: str, manifest: str, tmp: str) -> dict[str, float]:
             f"verify+switch {s['total'] - s['validate'] - s['mysql'] - s['milvus']:.2f} s)\n"
             f"  Milvus Lite: {figures['vectors_per_s']:,.0f} vectors/s during insert "
             f"({figures['vectors_per_s_incl_setup']:,.0f}/s incl. collection setup)   "
-            f"MariaDB: {figures['mysql_rows_per_s']:,.0f} rows/s ({figures['mysql_history_ids_per_s']:,.0f} history ids/s)",
+            f"MariaDB: {figures['mysql_rows_per_s']:,.0f} rows/s ({figures['mysql_history_ids_per_s']:,.0f} history ids/s)\n"
+            f"  this process used {cpu:.1f} s CPU in {total:.1f} s wall ({cpu / total:.0%} of one core; the loader is "
+            f"single-threaded Python, so much less than ~100% means the 2 cores were shared); load average "
+            f"{os.getloadavg()[0]:.2f}",
             flush=True,
         )
         return figures

@@ -295,7 +295,7 @@ def validate_run(reader: RunReader, settings: Settings) -> ValidatedRun:
 class LoadResult:
     manifest_uri: str
     run_id: str | None
-    outcome: str  # "live" | "noop" | "failed"
+    outcome: str  # "live" | "noop" | "failed" | "busy" (another loader holds this run; retry later)
     reason: str | None = None
     previous_live: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
@@ -486,6 +486,37 @@ def load_run(
     log = {"run_id": run_id, "manifest_uri": manifest_uri}
     logger.info("load requested", extra=log)
     try:
+        lock = meta.run_lock(run_id or manifest_uri)
+        held = lock.__enter__()
+    except StoreUnavailable as exc:
+        res.reason, res.transient = f"store unavailable: {exc}", True
+        logger.error("load failed; live run unchanged", extra={**log, "reason": res.reason})
+        return res
+    try:
+        if not held:
+            # One loader per run at a time (duplicate events delivered concurrently); see run_lock().
+            res.outcome, res.transient = "busy", True
+            res.reason = "another loader is loading this run right now; retry later (a no-op if that load succeeds)"
+            logger.warning("run is being loaded by another loader", extra=log)
+            return res
+        return _load_locked(manifest_uri, res, settings, meta, vectors, progress, t_start)
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _load_locked(
+    manifest_uri: str,
+    res: LoadResult,
+    settings: Settings,
+    meta: MetadataStore,
+    vectors: VectorStore,
+    progress: bool,
+    t_start: float,
+) -> LoadResult:
+    """load_run() once the run's lock is held: validate, load, verify, switch; record any failure."""
+    run_id = res.run_id
+    log = {"run_id": run_id, "manifest_uri": manifest_uri}
+    try:
         if run_id is not None:
             existing = RETRY.call("get_run", partial(meta.get_run, run_id))
             if existing is not None and existing.status in ("live", "retired"):
@@ -647,7 +678,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         return {"results": []}
     results = [load_run(uri) for uri in uris]
     body = {"results": [asdict(r) for r in results]}
-    transient = [r for r in results if r.outcome == "failed" and r.transient]
+    transient = [r for r in results if r.outcome in ("failed", "busy") and r.transient]
     if transient:
         raise RuntimeError(
             f"transient failure loading {[r.run_id for r in transient]}: {transient[0].reason}"
@@ -748,6 +779,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     print(json.dumps(asdict(res), indent=2, default=str))
     if res.outcome == "failed":
         return 2
+    if res.outcome == "busy":
+        return 4  # another loader holds this run; run again later
     return 0
 
 

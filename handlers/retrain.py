@@ -25,6 +25,7 @@ import json
 import os
 import re
 import time
+import urllib.parse
 from functools import lru_cache
 from typing import Any
 
@@ -297,11 +298,23 @@ def _http_key(event: dict[str, Any], req: RetrainRequest) -> str:
     return "body:" + hashlib.sha256(req.model_dump_json(exclude_none=True).encode()).hexdigest()
 
 
+def _iam_caller(event: dict[str, Any]) -> str:
+    """The IAM principal API Gateway verified. Why check here too: if the route were ever deployed without
+    the AWS_IAM authorizer, retraining would be open to the world; this refuses instead (fail closed)."""
+    iam = ((event.get("requestContext") or {}).get("authorizer") or {}).get("iam") or {}
+    caller = iam.get("userArn") or iam.get("callerId")
+    if not caller:
+        raise BadRequest(403, "retraining requires an IAM-signed (SigV4) request")
+    return str(caller)
+
+
 def _handle_http(event: dict[str, Any], context: Any) -> dict[str, Any]:
     route = event.get("routeKey") or ""
     method = event.get("requestContext", {}).get("http", {}).get("method", "")
     path = event.get("rawPath", "")
     try:
+        caller = _iam_caller(event)
+        logger.info("retrain http request", extra={"route": route or f"{method} {path}", "caller": caller})
         if route == "POST /retrain" or (method == "POST" and path.rstrip("/").endswith("/retrain")):
             req = _parse_body(event)
             return _response(202, submit(_http_key(event, req), "api", req, context))
@@ -323,7 +336,7 @@ def _handle_s3(event: dict[str, Any], context: Any) -> dict[str, Any]:
     results = []
     for record in event.get("Records", []):
         bucket = record["s3"]["bucket"]["name"]
-        key = record["s3"]["object"]["key"]
+        key = urllib.parse.unquote_plus(record["s3"]["object"]["key"])  # S3 events URL-encode keys
         etag = record["s3"]["object"].get("eTag") or record["s3"]["object"].get("sequencer", "")
         folder = key.rsplit("/", 1)[0] if "/" in key else ""
         req = RetrainRequest(data_uri=f"s3://{bucket}/{folder}" if folder else f"s3://{bucket}")

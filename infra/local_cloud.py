@@ -11,6 +11,7 @@ What it creates (names printed as `export` lines to paste or `eval`):
     bash infra/local_cloud.sh --data .local/data/ml-1m
     bash infra/local_cloud.sh --localstack          # LocalStack in Docker (needs a Docker engine)
     bash infra/local_cloud.sh --stop                # stop the moto server this script started
+                                                    # (LocalStack: docker stop graphrec-localstack)
     eval "$(bash infra/local_cloud.sh --quiet)"     # start + export in the current shell
 
 Everything AWS-facing in the project honours AWS_ENDPOINT_URL, so the loader, API and retrain handlers and
@@ -32,8 +33,7 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-STATE_DIR = REPO_ROOT / ".local" / "cloud"
-PID_FILE = STATE_DIR / "moto.pid"
+STATE_DIR = REPO_ROOT / ".local" / "cloud"  # moto.pid + moto.log of the server this script started
 REGION = "us-east-1"
 DEFAULT_BUCKET = "graphrec-local"
 DEFAULT_QUEUE = "graphrec-gpu"
@@ -161,6 +161,9 @@ def create_batch_resources(
                 "Ref::epochs",
                 "--max-minutes",
                 "Ref::max_minutes",
+                "--device",
+                "cuda",
+                "--no-progress",
             ],  # fmt: skip
             "resourceRequirements": [
                 {"type": "GPU", "value": "1"},
@@ -187,9 +190,16 @@ def upload_folder(folder: Path, bucket: str, prefix: str) -> int:
 
 
 def provision(
-    bucket: str, data: Path | None, mysql: dict[str, Any], milvus_token: str | None
+    bucket: str,
+    data: Path | None,
+    mysql: dict[str, Any],
+    milvus_token: str | None,
+    batch_optional: bool = False,
 ) -> dict[str, str]:
-    """Create everything and return the environment variables the project's components read."""
+    """Create everything and return the environment variables the project's components read.
+
+    batch_optional: LocalStack's community edition has no Batch API; everything else still works there,
+    only the retrain function cannot submit (it then answers 502 "could not reach AWS Batch")."""
     create_bucket(bucket)
     env: dict[str, str] = {
         "ARTIFACT_URI": f"s3://{bucket}/runs",
@@ -199,9 +209,15 @@ def provision(
     }
     if milvus_token:
         env["MILVUS_TOKEN_SECRET_ARN"] = create_secret("graphrec/milvus", {"token": milvus_token})
-    arns = create_batch_resources(data_uri=env["DATA_URI"], output_uri=env["ARTIFACT_URI"])
-    env["TRAINING_JOB_QUEUE"] = arns["job_queue"]
-    env["TRAINING_JOB_DEFINITION"] = arns["job_definition"]
+    try:
+        arns = create_batch_resources(data_uri=env["DATA_URI"], output_uri=env["ARTIFACT_URI"])
+    except Exception as exc:  # botocore ClientError / EndpointConnectionError from an emulator without Batch
+        if not batch_optional:
+            raise
+        print(f"# AWS Batch unavailable here ({type(exc).__name__}); retrain cannot submit", file=sys.stderr)
+    else:
+        env["TRAINING_JOB_QUEUE"] = arns["job_queue"]
+        env["TRAINING_JOB_DEFINITION"] = arns["job_definition"]
     if data is not None:
         n = upload_folder(data, bucket, "data/ml-1m")
         print(f"# uploaded {n} files from {data} to s3://{bucket}/data/ml-1m/", file=sys.stderr)
@@ -223,36 +239,50 @@ def _wait_http(url: str, timeout: float = 30.0) -> None:
             time.sleep(0.3)
 
 
-def start_moto(host: str, port: int) -> str:
-    """Start `moto_server` in the background (pid in .local/cloud/moto.pid) unless one already answers."""
+def start_moto(host: str, port: int, state_dir: Path = STATE_DIR) -> str:
+    """Start `moto_server` in the background (pid in state_dir/moto.pid) unless ours already answers."""
     endpoint = f"http://{host}:{port}"
-    STATE_DIR.mkdir(parents=True, exist_ok=True)
-    if PID_FILE.exists():
+    state_dir.mkdir(parents=True, exist_ok=True)
+    pid_file = state_dir / "moto.pid"
+    if pid_file.exists():
         try:
             _wait_http(f"{endpoint}/moto-api/", timeout=1)
             return endpoint
         except TimeoutError:
-            PID_FILE.unlink()
-    log = open(STATE_DIR / "moto.log", "ab")  # noqa: SIM115 - handed to the child process
+            pid_file.unlink()
+    log = open(state_dir / "moto.log", "ab")  # noqa: SIM115 - handed to the child process
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    PID_FILE.write_text(str(proc.pid))
+    pid_file.write_text(str(proc.pid))
     _wait_http(f"{endpoint}/moto-api/")
     return endpoint
 
 
-def stop_moto() -> bool:
-    if not PID_FILE.exists():
+def stop_moto(state_dir: Path = STATE_DIR, timeout: float = 10.0) -> bool:
+    """Stop the moto server whose pid this script recorded (only that process) and wait for it to exit."""
+    pid_file = state_dir / "moto.pid"
+    if not pid_file.exists():
         return False
-    pid = int(PID_FILE.read_text())
-    with contextlib.suppress(ProcessLookupError):
+    pid = int(pid_file.read_text())
+    pid_file.unlink()
+    try:
         os.kill(pid, signal.SIGTERM)
-    PID_FILE.unlink()
-    return True
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reap it if it is our child (only when called in-process)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    raise TimeoutError(f"moto server {pid} did not exit within {timeout:.0f}s")
 
 
 def start_localstack(port: int) -> str:
@@ -284,17 +314,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--milvus-token", default=None, help="store this token as the Milvus secret")
     parser.add_argument("--stop", action="store_true", help="stop the moto server started by this script")
     parser.add_argument("--quiet", action="store_true", help="print only the export lines")
+    parser.add_argument(
+        "--state-dir", type=Path, default=STATE_DIR, help="where moto.pid and moto.log are kept"
+    )
     args = parser.parse_args(argv)
 
     if args.stop:
         print(
-            "stopped moto server" if stop_moto() else "no moto server started by this script", file=sys.stderr
+            "stopped moto server" if stop_moto(args.state_dir) else "no moto server started by this script",
+            file=sys.stderr,
         )
         return 0
     if args.localstack:
         endpoint = start_localstack(args.port if args.port != 5050 else 4566)
     else:
-        endpoint = start_moto(args.host, args.port)
+        endpoint = start_moto(args.host, args.port, args.state_dir)
         configure_moto(endpoint)
     aws_env = {
         "AWS_ENDPOINT_URL": endpoint,
@@ -311,7 +345,10 @@ def main(argv: list[str] | None = None) -> int:
         "password": os.environ.get("MYSQL_PASSWORD", ""),
         "dbname": os.environ.get("MYSQL_DATABASE", "graphrec"),
     }
-    env = {**aws_env, **provision(args.bucket, args.data, mysql, args.milvus_token)}
+    env = {
+        **aws_env,
+        **provision(args.bucket, args.data, mysql, args.milvus_token, batch_optional=args.localstack),
+    }
     if not args.quiet:
         print(
             f"# local cloud at {endpoint} ({'LocalStack' if args.localstack else 'moto'}); export:",

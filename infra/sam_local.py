@@ -7,6 +7,12 @@ imports the handler and calls it with the event file and a Lambda-like context; 
     python -m infra.sam_local invoke LoaderFunction -e events/loader_s3_manifest.json
     python -m infra.sam_local invoke ApiFunction -e events/api_health.json
     python -m infra.sam_local list
+
+`generate-event s3` writes an S3 put notification for a real bucket/key (what `sam local generate-event s3 put`
+does), so a run the training job just wrote can be loaded:
+
+    python -m infra.sam_local generate-event s3 --bucket graphrec-local --key runs/<run_id>/manifest.json \
+      | python -m infra.sam_local invoke LoaderFunction -e -
 """
 
 from __future__ import annotations
@@ -17,13 +23,16 @@ import json
 import os
 import sys
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.sam_template import FunctionSpec, functions
+from infra.sam_template import REPO_ROOT, FunctionSpec, functions
+
+S3_EVENT_TEMPLATE = REPO_ROOT / "events" / "loader_s3_manifest.json"
 
 
 @dataclass
@@ -71,6 +80,24 @@ def load_handler(spec: FunctionSpec) -> Callable[[dict[str, Any], Any], Any]:
     return fn  # type: ignore[no-any-return]
 
 
+def s3_put_event(
+    bucket: str, key: str, size: int = 1024, etag: str = "0123456789abcdef0123456789abcdef"
+) -> dict[str, Any]:
+    """An S3 ObjectCreated:Put notification for bucket/key, shaped like events/loader_s3_manifest.json.
+
+    The key is URL-encoded the way S3 encodes it in notifications (handlers decode it)."""
+    event: dict[str, Any] = json.loads(S3_EVENT_TEMPLATE.read_text())
+    rec = event["Records"][0]["s3"]
+    rec["bucket"]["name"] = bucket
+    rec["bucket"]["arn"] = f"arn:aws:s3:::{bucket}"
+    rec["object"].update({"key": urllib.parse.quote_plus(key, safe="/"), "size": size, "eTag": etag})
+    return event
+
+
+def _read_event(path: Path) -> Any:
+    return json.loads(sys.stdin.read() if str(path) == "-" else path.read_text())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -78,13 +105,21 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     inv = sub.add_parser("invoke", help="invoke one function with an event file")
     inv.add_argument("function", help="logical id in template.yaml, e.g. LoaderFunction")
-    inv.add_argument("-e", "--event", type=Path, required=True, help="event JSON (see events/)")
+    inv.add_argument("-e", "--event", type=Path, required=True, help="event JSON (see events/), - for stdin")
     inv.add_argument(
         "--env", action="append", default=[], metavar="K=V", help="override an environment variable"
     )
     inv.add_argument("--param", action="append", default=[], metavar="K=V", help="template parameter value")
     sub.add_parser("list", help="list functions with handler and environment")
+    gen = sub.add_parser("generate-event", help="print a sample event (like `sam local generate-event`)")
+    gen.add_argument("service", choices=["s3"])
+    gen.add_argument("--bucket", required=True)
+    gen.add_argument("--key", required=True)
     args = parser.parse_args(argv)
+
+    if args.cmd == "generate-event":
+        print(json.dumps(s3_put_event(args.bucket, args.key), indent=2))
+        return 0
 
     if args.cmd == "list":
         for spec in functions().values():
@@ -98,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     shell = {k: os.environ[k] for k in spec.environment if k in os.environ}
     env = lambda_env(spec, {**shell, **dict(e.split("=", 1) for e in args.env)})
     os.environ.update(env)
-    result = load_handler(spec)(json.loads(args.event.read_text()), LambdaContext.for_function(spec))
+    result = load_handler(spec)(_read_event(args.event), LambdaContext.for_function(spec))
     print(json.dumps(result, indent=2, default=str))
     return 0
 

@@ -369,6 +369,40 @@ class MetadataStore:
             for r in self._fetchall(f"SELECT {_RUN_COLS} FROM runs ORDER BY created_at DESC, run_id DESC")
         ]
 
+    @contextlib.contextmanager
+    def run_lock(self, run_id: str) -> Iterator[bool]:
+        """Try to take the server-wide "loading run_id" lock without waiting; yields whether we hold it.
+
+        Why: S3 may deliver the same event twice at the same moment (two Lambda containers). Without a
+        lock both would write the same collection, and Milvus' plain insert does not deduplicate primary
+        keys. A MySQL named lock lives on its own connection (so our reconnect logic can never drop it
+        silently) and is released by the server when that connection dies - a killed loader never leaves
+        a stale lock behind, unlike a status-column lease.
+        """
+        import hashlib
+
+        import pymysql
+
+        db = str(self._kwargs.get("database", ""))
+        name = "graphrec_load_" + hashlib.sha1(f"{db}/{run_id}".encode()).hexdigest()  # <= 64 chars
+        conn = self._connect()
+        try:
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT GET_LOCK(%s, 0)", (name,))
+                    acquired = cur.fetchone()[0] == 1
+            except pymysql.err.MySQLError as exc:
+                raise StoreUnavailable(f"MySQL lock for run {run_id} failed: {exc}") from exc
+            try:
+                yield acquired
+            finally:
+                if acquired:
+                    with contextlib.suppress(Exception), conn.cursor() as cur:  # closing releases it anyway
+                        cur.execute("SELECT RELEASE_LOCK(%s)", (name,))
+        finally:
+            with contextlib.suppress(Exception):
+                conn.close()
+
     def delete_run(self, run_id: str) -> None:
         """Forget a run entirely (its row and data)."""
         self.delete_run_data(run_id)

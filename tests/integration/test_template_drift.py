@@ -234,8 +234,13 @@ def test_training_job_definition_matches_the_training_cli() -> None:
         env={**os.environ, "DGLBACKEND": "pytorch"},
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    for flag in refs.values():
-        assert re.search(rf"(^|\s){re.escape(flag)}\b", proc.stdout), f"training CLI has no {flag}"
+    flags = [t for t in command[4:] if t.startswith("--")]
+    assert set(refs.values()) <= set(flags)
+    for flag in flags:
+        assert re.search(rf"(^|\s|\[){re.escape(flag)}\b", proc.stdout), f"training CLI has no {flag}"
+    # the job reserves a GPU, so it must train on it (the CLI's default device is cpu)
+    assert {"Type": "GPU", "Value": "1"} in jd["ContainerProperties"]["ResourceRequirements"]
+    assert command[command.index("--device") + 1] == "cuda"
     # the local/moto job definition used by infra/local_cloud.py runs the same command
     import inspect
 

@@ -7,6 +7,7 @@ call is exercised here.
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pyarrow as pa
@@ -62,3 +63,75 @@ def test_bulk_path_selection(monkeypatch: pytest.MonkeyPatch) -> None:
     assert loader.bulk_staging_uri(lite, 10**6) is None  # Lite has no import service
     with pytest.raises(ValueError, match="Lite"):
         run_bulk_import(lite, artifacts.new_run_id(), ["s3://b/k.parquet"])
+
+
+class _ImportService:
+    """A stand-in for Milvus' REST import service on 127.0.0.1 (real HTTP): records requests and answers
+    with the documented v2 shapes, so our client's protocol handling (auth, polling, failures) is exercised."""
+
+    def __init__(self, states: list[dict[str, object]]) -> None:
+        import http.server
+        import threading
+
+        self.requests: list[tuple[str, dict[str, object], str | None]] = []
+        states_left = list(states)
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server API
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append((self.path, body, self.headers.get("Authorization")))
+                if self.path.endswith("/import/create"):
+                    out: dict[str, object] = {"code": 0, "data": {"jobId": "job-42"}}
+                else:
+                    out = {"code": 0, "data": states_left.pop(0) if len(states_left) > 1 else states_left[0]}
+                raw = json.dumps(out).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_bulk_import_job_is_created_and_polled_until_completed() -> None:
+    svc = _ImportService([{"state": "Pending"}, {"state": "InProgress", "progress": 50}, {"state": "Completed"}])
+    try:
+        store = VectorStore(svc.url, token="root:Milvus")
+        run_id = artifacts.new_run_id()
+        job = run_bulk_import(store, run_id, ["s3://milvus-bucket/import/a.parquet"], poll_s=0.01)
+        assert job == "job-42"
+        paths = [p for p, _, _ in svc.requests]
+        assert paths == ["/v2/vectordb/jobs/import/create"] + ["/v2/vectordb/jobs/import/describe"] * 3
+        assert svc.requests[0][1] == {"collectionName": artifacts.collection_name(run_id), "files": [["import/a.parquet"]]}
+        assert svc.requests[1][1] == {"jobId": "job-42"}
+        assert all(auth == "Bearer root:Milvus" for _, _, auth in svc.requests)
+    finally:
+        svc.close()
+
+
+def test_bulk_import_failure_and_timeout_are_reported() -> None:
+    from shared.vector_store import BulkImportError
+
+    svc = _ImportService([{"state": "Failed", "reason": "field embedding: dim mismatch"}])
+    try:
+        with pytest.raises(BulkImportError, match="dim mismatch"):
+            run_bulk_import(VectorStore(svc.url), artifacts.new_run_id(), ["s3://b/k.parquet"], poll_s=0.01)
+    finally:
+        svc.close()
+    svc = _ImportService([{"state": "InProgress"}])
+    try:
+        with pytest.raises(BulkImportError, match="still 'InProgress'"):
+            run_bulk_import(VectorStore(svc.url), artifacts.new_run_id(), ["s3://b/k.parquet"], timeout_s=0.05, poll_s=0.01)
+    finally:
+        svc.close()

@@ -1,10 +1,11 @@
 """The whole system, driven from template.yaml: every function is imported from its Handler and invoked as
 Lambda would, with the environment the template sets (endpoints pointed at moto, MariaDB and Milvus Lite).
 
-synthetic ratings -> S3 -> training CLI (tiny) writes run 1 to S3 -> S3 event -> LoaderFunction -> ApiFunction
-answers from run 1 -> POST /retrain submits a Batch job with the template's job definition -> the job's own
-command (Ref:: parameters substituted; Batch execution is the one emulated piece) trains run 2 -> loader
-loads it while the API keeps answering -> /health reports run 2.
+synthetic ratings -> S3 (the data/ trigger submits a training job) -> training CLI (tiny) writes run 1 to S3 ->
+S3 events routed by the template's own filters (only manifest.json reaches LoaderFunction) -> ApiFunction
+answers from run 1 -> POST /retrain submits a Batch job with the template's GPU job definition and the run's
+parameters -> the job's own command (Ref:: parameters substituted; Batch execution is the one emulated piece)
+trains run 2 -> loader loads it while the API keeps answering -> /health reports run 2.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import boto3
 import pytest
 
 from infra.local_cloud import configure_moto, create_idempotency_table, upload_folder
-from infra.sam_local import LambdaContext, lambda_env, load_handler
+from infra.sam_local import LambdaContext, lambda_env, load_handler, s3_put_event
 from infra.sam_template import FunctionSpec, Resolver, functions, load_template
 from shared.settings import clear_settings_cache
 
@@ -132,6 +133,32 @@ class Cloud:
         spec: FunctionSpec = self.specs[logical_id]
         return self.handlers[logical_id](event, LambdaContext.for_function(spec))
 
+    def s3_targets(self, key: str) -> list[str]:
+        """Functions whose S3 event (bucket, ObjectCreated, prefix/suffix filter) matches a new object `key`."""
+        out = []
+        for lid, spec in self.specs.items():
+            for ev in spec.events.values():
+                if ev["Type"] != "S3":
+                    continue
+                props = ev["Properties"]
+                rules = {r["Name"]: r["Value"] for r in props["Filter"]["S3Key"]["Rules"]}
+                if (
+                    props["Bucket"] == {"Ref": "ArtifactBucket"}
+                    and props["Events"] in ("s3:ObjectCreated:*", "s3:ObjectCreated:Put")
+                    and key.startswith(rules.get("prefix", ""))
+                    and key.endswith(rules.get("suffix", ""))
+                ):
+                    out.append(lid)
+        return out
+
+    def object_created(self, key: str, **env_overrides: str) -> dict[str, Any]:
+        """What S3 does when `key` is written: invoke every function the template subscribes to it."""
+        results = {}
+        for lid in self.s3_targets(key):
+            self.env_for(lid, **env_overrides)
+            results[lid] = self.invoke(lid, s3_put_event(BUCKET, key))
+        return results
+
     def api(self, event_file: str, **changes: Any) -> tuple[int, dict[str, Any]]:
         event = _event(event_file)
         event.update(changes)
@@ -176,13 +203,9 @@ def _manifests() -> list[str]:
     return sorted(o["Key"] for o in objs if o["Key"].endswith("/manifest.json"))
 
 
-def _s3_event(key: str) -> dict[str, Any]:
-    event = _event("loader_s3_manifest.json")
-    rec = event["Records"][0]["s3"]
-    rec["bucket"]["name"] = BUCKET
-    rec["bucket"]["arn"] = f"arn:aws:s3:::{BUCKET}"
-    rec["object"]["key"] = key
-    return event
+def _run_keys() -> list[str]:
+    objs = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="runs/").get("Contents", [])
+    return sorted(o["Key"] for o in objs)
 
 
 def test_pipeline_from_template(cloud: Cloud, tmp_path: Path) -> None:
@@ -198,15 +221,23 @@ def test_pipeline_from_template(cloud: Cloud, tmp_path: Path) -> None:
         check=True, capture_output=True, timeout=300, cwd=REPO,
     )  # fmt: skip
     assert upload_folder(data_dir, BUCKET, "data/ml-1m") == 3
+    # ... and the template's new-ratings trigger fires once, for ratings.dat, training on that folder
+    fired = {key: cloud.object_created(key) for key in ("data/ml-1m/movies.dat", "data/ml-1m/users.dat")}
+    assert fired == {"data/ml-1m/movies.dat": {}, "data/ml-1m/users.dat": {}}
+    on_ratings = cloud.object_created("data/ml-1m/ratings.dat")
+    assert list(on_ratings) == ["RetrainFunction"]
+    (data_job,) = on_ratings["RetrainFunction"]["submitted"]
+    assert data_job["trigger"] == "s3" and data_job["parameters"]["data_uri"] == data_uri
 
     # 2. the training job (tiny) reads s3:// and writes run 1 to s3://
     _train(data_uri, artifact_uri, ["--epochs", "1", "--max-minutes", "2", *TINY_TRAINING])
     (manifest1,) = _manifests()
     run1 = manifest1.split("/")[1]
 
-    # 3. the S3 event on the manifest invokes the loader
-    cloud.env_for("LoaderFunction")
-    out = cloud.invoke("LoaderFunction", _s3_event(manifest1))
+    # 3. S3 notifies for every object the run wrote; the template routes only the manifest, to the loader
+    invoked = {key: cloud.object_created(key) for key in _run_keys()}
+    assert {k: list(v) for k, v in invoked.items() if v} == {manifest1: ["LoaderFunction"]}
+    out = invoked[manifest1]["LoaderFunction"]
     assert [r["outcome"] for r in out["results"]] == ["live"], out
     assert out["results"][0]["run_id"] == run1
 
@@ -246,6 +277,10 @@ def test_pipeline_from_template(cloud: Cloud, tmp_path: Path) -> None:
     batch = boto3.client("batch")
     (job,) = batch.describe_jobs(jobs=[job_id])["jobs"]
     assert job["jobQueue"] == cloud.queue_arn and job["jobDefinition"] == cloud.jobdef_arn
+    assert job["jobId"] != data_job["job_id"]
+    (jobdef,) = batch.describe_job_definitions(jobDefinitions=[job["jobDefinition"]])["jobDefinitions"]
+    assert jobdef["containerProperties"]["image"] == cloud.params["TrainingImageUri"]
+    assert {"type": "GPU", "value": "1"} in jobdef["containerProperties"]["resourceRequirements"]
     assert job["parameters"] == {
         "data_uri": data_uri,
         "output_uri": artifact_uri,
@@ -254,7 +289,11 @@ def test_pipeline_from_template(cloud: Cloud, tmp_path: Path) -> None:
     }
     status_event = _event("retrain_get.json")
     status_event["pathParameters"] = {"job_id": job_id}
-    assert json.loads(cloud.invoke("RetrainFunction", status_event)["body"])["job_id"] == job_id
+    status_resp = cloud.invoke("RetrainFunction", status_event)
+    assert status_resp["statusCode"] == 200
+    reported = json.loads(status_resp["body"])
+    assert reported["job_id"] == job_id and reported["status"] == "SUCCEEDED"  # moto's emulated execution
+    assert reported["parameters"] == job["parameters"]
 
     # 6. "Batch runs the job": the job definition's command with its Ref:: parameters substituted
     command = list(job["container"]["command"])
@@ -262,34 +301,42 @@ def test_pipeline_from_template(cloud: Cloud, tmp_path: Path) -> None:
         if token.startswith("Ref::"):
             command[i] = job["parameters"][token[len("Ref::") :]]
     assert command[:4] == ["python", "-m", "training_job", "train"]
+    # the job definition trains on the GPU it reserves; this machine has none, so the emulated run uses cpu
+    assert command[command.index("--device") + 1] == "cuda"
+    command[command.index("--device") + 1] = "cpu"
     _train(command[command.index("--data") + 1], command[command.index("--output") + 1],
            command[command.index("--output") + 2 :] + TINY_TRAINING)  # fmt: skip
     manifest2 = next(k for k in _manifests() if k != manifest1)
     run2 = manifest2.split("/")[1]
 
     # 7. run 2 loads while the API keeps answering; afterwards /health names run 2
+    assert cloud.s3_targets(manifest2) == ["LoaderFunction"]
     cloud.env_for("LoaderFunction", LIVE_RUN_CACHE_SECONDS="0.5")
     load_result: dict[str, Any] = {}
 
     def load() -> None:
         try:
-            load_result["out"] = cloud.invoke("LoaderFunction", _s3_event(manifest2))
+            load_result["out"] = cloud.invoke("LoaderFunction", s3_put_event(BUCKET, manifest2))
         except BaseException as exc:  # surfaced by the assertions below
             load_result["error"] = exc
 
     thread = threading.Thread(target=load)
     thread.start()
-    answered, seen_runs = 0, set()
+    answered, answered_during_load, seen_runs = 0, 0, set()
     while thread.is_alive() or answered < 3:
+        loading = thread.is_alive()
         status, body = cloud.api("api_health.json")
-        assert status == 200, body
+        assert status == 200 and body["status"] == "ok", body
         resp = cloud.invoke("ApiFunction", rec_event)
         assert resp["statusCode"] == 200, resp["body"]
+        assert json.loads(resp["body"])["items"], "empty recommendations during the switch"
         seen_runs.add(json.loads(resp["body"])["run_id"])
         answered += 1
+        answered_during_load += loading and thread.is_alive()  # both calls fell inside the load
     thread.join()
     assert "error" not in load_result, load_result.get("error")
     assert [r["outcome"] for r in load_result["out"]["results"]] == ["live"]
+    assert answered_during_load >= 1, "the load finished before the API was asked anything"
     assert seen_runs <= {run1, run2}
     # within live_run_cache_seconds every route names run 2
     deadline = time.monotonic() + 10
@@ -303,6 +350,6 @@ def test_pipeline_from_template(cloud: Cloud, tmp_path: Path) -> None:
         time.sleep(0.2)
     assert latest == {run2}
     # the redelivered S3 event for run 1 does not take the live model back
-    again = cloud.invoke("LoaderFunction", _s3_event(manifest1))
+    again = cloud.invoke("LoaderFunction", s3_put_event(BUCKET, manifest1))
     assert [r["outcome"] for r in again["results"]] != ["live"]
     assert cloud.api("api_health.json")[1]["run_id"] == run2

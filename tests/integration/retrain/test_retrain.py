@@ -170,6 +170,18 @@ def test_invalid_body_is_4xx_and_submits_nothing(
     assert _jobs(batch["job_queue"]) == []
 
 
+def test_request_without_iam_identity_is_refused(batch: dict[str, str]) -> None:
+    """Fail closed if the route ever lost its AWS_IAM authorizer: nothing is submitted or reported."""
+    event = _event("retrain_post.json")
+    del event["requestContext"]["authorizer"]
+    resp = _invoke(event)
+    assert resp["statusCode"] == 403 and "IAM" in resp["body"]
+    assert _jobs(batch["job_queue"]) == []
+    status = _event("retrain_get.json")
+    status["requestContext"]["authorizer"] = {"jwt": {"claims": {}}}
+    assert _invoke(status)["statusCode"] == 403
+
+
 def test_bad_idempotency_key_is_400(batch: dict[str, str]) -> None:
     resp = _post({"epochs": 2}, key="has space")
     assert resp["statusCode"] == 400
@@ -243,6 +255,15 @@ def test_new_ratings_in_s3_trains_on_that_folder(batch: dict[str, str]) -> None:
     assert out[0]["parameters"]["data_uri"] == f"s3://{bucket}/data/ml-1m"
     assert _invoke(event)["submitted"][0]["job_id"] == out[0]["job_id"]
     assert len(_jobs(batch["job_queue"])) == 1
+
+
+def test_new_ratings_key_is_url_decoded(batch: dict[str, str]) -> None:
+    """S3 notifications URL-encode object keys ('+' for space): the job must get the real folder."""
+    event = _event("retrain_s3_new_ratings.json")
+    event["Records"][0]["s3"]["object"]["key"] = "data/ml+1m+%28v2%29/ratings.dat"
+    (out,) = _invoke(event)["submitted"]
+    bucket = event["Records"][0]["s3"]["bucket"]["name"]
+    assert out["parameters"]["data_uri"] == f"s3://{bucket}/data/ml 1m (v2)"
 
 
 def test_batch_misconfiguration_is_502_and_retry_can_succeed(batch: dict[str, str], monkeypatch) -> None:  # type: ignore[no-untyped-def]
