@@ -13,10 +13,11 @@ Data (one command, no flags needed):
   planted-clusters   tests.factories.make_run data (genre clusters; users like 5 movies of one cluster)
   planted-mixed      make_run-style, harder and closer to real histories: movies sit in niches inside
                      genres, each user likes movies of one niche plus a couple of unrelated ones
-  --run PATH         a real training run folder (or its manifest.json): held-out = each user's last movie,
-                     liked = the ones just before it
+  --run PATH         a training run folder (or its manifest.json); --protocol set: liked = n random movies
+                     of a user's history, held-out = another random one (the API's question); --protocol
+                     next: held-out = the user's last movie, liked = the n just before it (sequential)
 
-Usage:  .venv/bin/python bench/eval_combination.py [--run PATH] [--users 2000] [--liked 3 10] [--seed 0]
+Usage:  .venv/bin/python bench/eval_combination.py [--run PATH] [--protocol set next] [--users 2000] [--liked 3 10] [--seed 0]
 """
 
 from __future__ import annotations
@@ -114,7 +115,16 @@ def planted_mixed(seed: int, n_users: int) -> tuple[ExactIndex, list[tuple[list[
     return index, cases
 
 
-def real_run(path: str, n_users: int, n_liked: int, seed: int) -> tuple[ExactIndex, list[tuple[list[int], int]]]:
+def real_run(
+    path: str, n_users: int, n_liked: int, seed: int, protocol: str = "set"
+) -> tuple[ExactIndex, list[tuple[list[int], int]]]:
+    """Cases from a run's user histories.
+
+    protocol "set" (what the API's `liked` is: an unordered set of movies a person picked): n+1 random movies
+    of the user's history, one of them held out. protocol "next" (a sequential task the API does not pose):
+    the user's last movie held out, the n just before it liked - this rewards recency and sequels, which a
+    per-item max captures and an order-free mean deliberately does not.
+    """
     from shared.artifacts import EMBEDDINGS, USER_HISTORY, RunReader
 
     reader = RunReader(path)
@@ -131,7 +141,12 @@ def real_run(path: str, n_users: int, n_liked: int, seed: int) -> tuple[ExactInd
     histories = [h for h in histories if len(h) > n_liked]
     rng = np.random.default_rng(seed)
     picked = rng.choice(len(histories), size=min(n_users, len(histories)), replace=False)
-    cases = [(histories[i][-n_liked - 1 : -1], histories[i][-1]) for i in picked]
+    if protocol == "next":
+        return index, [(histories[i][-n_liked - 1 : -1], histories[i][-1]) for i in picked]
+    cases = []
+    for i in picked:
+        pick = rng.choice(len(histories[i]), size=n_liked + 1, replace=False)  # (n+1,) distinct positions
+        cases.append(([histories[i][j] for j in pick[:-1]], histories[i][pick[-1]]))
     return index, cases
 
 
@@ -140,6 +155,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--run", help="a real run folder or its manifest.json (local or s3://)")
     parser.add_argument("--users", type=int, default=2000, help="users evaluated (default 2000)")
     parser.add_argument("--liked", type=int, nargs="+", default=[3, 10], help="liked movies per case (--run)")
+    parser.add_argument(
+        "--protocol", nargs="+", choices=["set", "next"], default=["set", "next"],
+        help="how --run cases are drawn: random liked set + random held-out, or last movie after the n before it",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -149,9 +168,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     index, cases = planted_mixed(args.seed, args.users)
     rows.append(("planted-mixed (niche + 2 off-taste)", len(cases), hit_rate(index, cases)))
     if args.run:
-        for n in args.liked:
-            index, cases = real_run(args.run, args.users, n, args.seed)
-            rows.append((f"run {Path(args.run.rstrip('/')).name}, {n} liked", len(cases), hit_rate(index, cases)))
+        name = Path(args.run.rstrip("/")).name
+        for protocol in args.protocol:
+            for n in args.liked:
+                index, cases = real_run(args.run, args.users, n, args.seed, protocol)
+                rows.append((f"run {name[-8:]}, {protocol}, {n} liked", len(cases), hit_rate(index, cases)))
 
     print(f"HR@{K} of a held-out liked movie (higher is better)")
     print(f"{'data':42s} {'cases':>6s} {'mean (API)':>11s} {'per-item (seed)':>16s}")
