@@ -147,9 +147,11 @@ class ItemPairSampler:
         num_negatives: int = 5,
         window: int = 0,
         seed: int = 0,
+        num_hard: int = 0,
     ) -> None:
         self.num_items = num_items
         self.num_negatives = num_negatives
+        self.num_hard = num_hard
         self.window = window
         self.rng = np.random.default_rng(seed)
         user = train.user
@@ -165,8 +167,20 @@ class ItemPairSampler:
         if len(self.eligible) == 0:
             raise ValueError("no user has two training ratings: cannot form co-interaction pairs")
 
-    def sample(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """heads (B,), tails (B,), negatives (B, K) as int64 item indices."""
+    @property
+    def negatives_per_pair(self) -> int:
+        return self.num_negatives + self.num_hard
+
+    def sample(
+        self, batch_size: int, table: NeighbourTable | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """heads (B,), tails (B,), negatives (B, K + H) as int64 item indices.
+
+        The first K negatives are uniform over the catalogue (easy: mostly unrelated items). With
+        `num_hard` H > 0 and a neighbour `table`, H more are *hard* negatives as in the paper: items two
+        importance-hops from the head (a random neighbour of a random neighbour), i.e. related to the
+        head but not co-watched next to it, which forces the model to rank finer than "same genre".
+        """
         e = self.eligible[self.rng.integers(0, len(self.eligible), batch_size)]  # (B,)
         start, length = self.start[e], self.length[e]
         p = e - start
@@ -182,4 +196,19 @@ class ItemPairSampler:
         heads = self.items[e]
         tails = self.items[start + q]
         negs = self.rng.integers(0, self.num_items, (batch_size, self.num_negatives))
+        if self.num_hard > 0:
+            negs = np.concatenate([negs, self._hard(heads, tails, table)], axis=1)
         return torch.from_numpy(heads), torch.from_numpy(tails), torch.from_numpy(negs)
+
+    def _hard(self, heads: np.ndarray, tails: np.ndarray, table: NeighbourTable | None) -> np.ndarray:
+        """(B, H) two-hop importance neighbours of the heads; uniform where none (or it is the head/tail)."""
+        b, h = len(heads), self.num_hard
+        uniform = self.rng.integers(0, self.num_items, (b, h))
+        if table is None:
+            return uniform
+        nbr, weight = table.nbr.numpy(), table.weight.numpy()
+        t = nbr.shape[1]
+        first = nbr[heads[:, None], self.rng.integers(0, t, (b, h))]  # (B, H)
+        second = nbr[first, self.rng.integers(0, t, (b, h))]  # (B, H)
+        ok = (weight[heads[:, None], 0] > 0) & (second != heads[:, None]) & (second != tails[:, None])
+        return np.where(ok, second, uniform)

@@ -92,3 +92,29 @@ def test_pairs_are_co_watched_and_windowed() -> None:
         adjacent |= {(int(a), int(b)) for a, b in zip(items[:-1], items[1:], strict=True)}
         adjacent |= {(int(b), int(a)) for a, b in zip(items[:-1], items[1:], strict=True)}
     assert all((int(a), int(b)) in adjacent for a, b in zip(h, t, strict=True))
+
+
+def test_hard_negatives_are_two_importance_hops_from_the_head() -> None:
+    gd = build(make_data(n_users=80, n_movies=60, per_user=12, n_clusters=4, noise=0.0))
+    table = NeighbourSampler(gd.graph, num_neighbors=5, num_random_walks=30).table()
+    s = ItemPairSampler(gd.train, gd.num_items, num_negatives=2, window=1, seed=0, num_hard=4)
+    assert s.negatives_per_pair == 6
+    heads, tails, negs = s.sample(400, table)
+    assert negs.shape == (400, 6)
+    hard = negs[:, 2:]
+    nbr = table.nbr.numpy()
+    two_hop = [set(nbr[nbr[int(h)]].reshape(-1).tolist()) for h in heads]
+    in_two_hop = np.array([[int(x) in two_hop[i] for x in row] for i, row in enumerate(hard)])
+    # a walk that lands on the head or its positive is replaced by a uniform draw, so collisions are as
+    # rare as for uniform negatives; almost all come from the 2-hop neighbourhood, and with noise=0 they
+    # share the head's cluster
+    collide = (hard == heads.view(-1, 1)) | (hard == tails.view(-1, 1))
+    assert float(collide.float().mean()) < 0.03
+    assert in_two_hop.mean() > 0.8
+    cluster = make_data(n_users=80, n_movies=60, per_user=12, n_clusters=4, noise=0.0).cluster
+    same = cluster[hard.numpy()] == cluster[heads.numpy()][:, None]
+    uniform_same = (cluster[negs[:, :2].numpy()] == cluster[heads.numpy()][:, None]).mean()
+    assert same.mean() > 0.8 > uniform_same
+    # without a table there is nothing to be hard about: all negatives are uniform
+    _, _, plain = s.sample(50)
+    assert plain.shape == (50, 6)
