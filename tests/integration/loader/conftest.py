@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from handlers import loader
 from shared.metadata_store import MetadataStore
 from shared.settings import Settings
 from shared.vector_store import VectorStore, close_all_clients
@@ -24,3 +25,18 @@ def vectors(mysql_settings: Settings) -> Iterator[VectorStore]:
     store = VectorStore.from_settings(mysql_settings)
     yield store
     close_all_clients()
+
+
+@pytest.fixture
+def fresh_loader(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fast retries and no store clients cached across tests (the loader keeps them per container)."""
+    monkeypatch.setattr(loader, "RETRY", loader.RetryPolicy(attempts=3, base_seconds=0.01))
+    loader.reset_stores()
+    yield
+    loader.reset_stores()
+    close_all_clients()
+
+
+@pytest.fixture
+def stores(mysql_settings: Settings) -> tuple[MetadataStore, VectorStore]:
+    return loader.get_stores(mysql_settings)

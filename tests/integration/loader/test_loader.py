@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import urllib.parse
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,8 @@ from shared.metadata_store import MetadataStore
 from shared.settings import Settings, clear_settings_cache, get_settings
 from shared.vector_store import StoreUnavailable, VectorStore, close_all_clients
 from tests.factories import FakeRun, make_run
+
+pytestmark = pytest.mark.usefixtures("fresh_loader")
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -49,20 +50,6 @@ def s3_event(bucket: str, *keys: str, event_name: str = "ObjectCreated:Put") -> 
 
 def key_of(uri: str) -> str:
     return objectstore.split_s3(uri)[1]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_loader(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(loader, "RETRY", loader.RetryPolicy(attempts=3, base_seconds=0.01))
-    loader.reset_stores()
-    yield
-    loader.reset_stores()
-    close_all_clients()
-
-
-@pytest.fixture
-def stores(mysql_settings: Settings) -> tuple[MetadataStore, VectorStore]:
-    return loader.get_stores(mysql_settings)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,26 +19,14 @@ import pytest
 
 from handlers import loader
 from shared.metadata_store import MetadataStore
-from shared.settings import Settings, clear_settings_cache, get_settings
+from shared.settings import clear_settings_cache, get_settings
 from shared.vector_store import StoreUnavailable, VectorStore, close_all_clients
 from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER
 from tests.factories import make_run
 
+pytestmark = pytest.mark.usefixtures("fresh_loader")
+
 REPO = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_loader(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(loader, "RETRY", loader.RetryPolicy(attempts=3, base_seconds=0.01))
-    loader.reset_stores()
-    yield
-    loader.reset_stores()
-    close_all_clients()
-
-
-@pytest.fixture
-def stores(mysql_settings: Settings) -> tuple[MetadataStore, VectorStore]:
-    return loader.get_stores(mysql_settings)
 
 
 def test_event_while_another_loader_holds_the_run_is_busy_not_failed(stores: Any, tmp_path: Path) -> None:
