@@ -17,6 +17,7 @@ CLI:  python -m handlers.loader MANIFEST_URI | --latest | --list | --rollback [-
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -485,14 +486,13 @@ def load_run(
     t_start = time.perf_counter()
     log = {"run_id": run_id, "manifest_uri": manifest_uri}
     logger.info("load requested", extra=log)
-    try:
-        lock = meta.run_lock(run_id or manifest_uri)
-        held = lock.__enter__()
-    except StoreUnavailable as exc:
-        res.reason, res.transient = f"store unavailable: {exc}", True
-        logger.error("load failed; live run unchanged", extra={**log, "reason": res.reason})
-        return res
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            held = stack.enter_context(meta.run_lock(run_id or manifest_uri))
+        except StoreUnavailable as exc:
+            res.reason, res.transient = f"store unavailable: {exc}", True
+            logger.error("load failed; live run unchanged", extra={**log, "reason": res.reason})
+            return res
         if not held:
             # One loader per run at a time (duplicate events delivered concurrently); see run_lock().
             res.outcome, res.transient = "busy", True
@@ -500,8 +500,6 @@ def load_run(
             logger.warning("run is being loaded by another loader", extra=log)
             return res
         return _load_locked(manifest_uri, res, settings, meta, vectors, progress, t_start)
-    finally:
-        lock.__exit__(None, None, None)
 
 
 def _load_locked(
