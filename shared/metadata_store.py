@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -138,9 +139,13 @@ class MetadataStore:
         self._last_used = 0.0
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> MetadataStore:
+    def from_settings(cls, settings: Settings, *, statement_timeout: float | None = None) -> MetadataStore:
+        """statement_timeout overrides the read/write budget (the loader's bulk statements need longer than
+        the API's few seconds)."""
         kwargs = settings.resolved_mysql()
         kwargs.setdefault("connect_timeout", settings.mysql_connect_timeout)
+        kwargs.setdefault("read_timeout", statement_timeout or settings.mysql_read_timeout)
+        kwargs.setdefault("write_timeout", statement_timeout or settings.mysql_write_timeout)
         return cls(kwargs)
 
     def __repr__(self) -> str:  # never show the password
@@ -191,15 +196,24 @@ class MetadataStore:
         idempotent upserts/deletes, so one retry is safe); then StoreUnavailable."""
         import pymysql
 
-        with self._lock:
+        budget = float(self._kwargs.get("read_timeout") or 120)
+        # Bounded waiting: a call stuck on a hung server holds the lock for at most `budget` (watchdog below).
+        if not self._lock.acquire(timeout=budget):
+            raise StoreUnavailable(f"MySQL busy: the connection has been in use for over {budget:g} s")
+        try:
             for attempt in (0, 1):
                 conn = self._connection()
+                fired: list[bool] = []
+                watchdog = _watchdog(conn, budget, fired)
                 try:
                     return fn(conn)
                 except (pymysql.err.OperationalError, pymysql.err.InterfaceError) as exc:
                     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
                     if code in _CONN_LOST or isinstance(exc, pymysql.err.InterfaceError):
                         self._drop_conn()
+                        if fired or "timed out" in str(exc):
+                            # A hung server: retrying would double the wait. The next call reconnects.
+                            raise StoreUnavailable(f"MySQL did not answer within {budget:g} s") from exc
                         if attempt == 0 and retry:
                             continue
                         raise StoreUnavailable(f"MySQL connection lost: {exc}") from exc
@@ -208,7 +222,11 @@ class MetadataStore:
                     if exc.args and exc.args[0] == 1146:  # table missing: schema never created here
                         raise StoreUnavailable(f"MySQL schema missing (run the loader first): {exc}") from exc
                     raise
+                finally:
+                    watchdog.cancel()
             raise AssertionError("unreachable")  # pragma: no cover
+        finally:
+            self._lock.release()
 
     def _fetchall(self, sql: str, args: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         def go(conn: Any) -> list[tuple[Any, ...]]:
@@ -559,6 +577,26 @@ class MetadataStore:
             "SELECT movie_ids FROM user_histories WHERE run_id=%s AND user_id=%s", (run_id, int(user_id))
         )
         return [int(x) for x in json.loads(rows[0][0])] if rows else None
+
+
+def _watchdog(conn: Any, budget: float, fired: list[bool]) -> threading.Timer:
+    """Shut the connection's socket if one call takes longer than `budget` in total.
+
+    pymysql's read_timeout bounds each recv, not the call: a server trickling one byte per second would
+    hold the call (and this store's lock) for ever. Shutting the socket makes the blocked read fail at once.
+    """
+
+    def fire() -> None:
+        fired.append(True)
+        sock = getattr(conn, "_sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(budget, fire)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def _check_status(status: str) -> None:

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     milvus_token: SecretStr | None = Field(default=None, description="Milvus/Zilliz token (user:password or API key).")
     milvus_token_secret_arn: str | None = Field(default=None, description="Secrets Manager ARN holding the token.")
     milvus_alias: str = Field(default="movies_live", description="Milvus alias that names the live run's collection.")
+    milvus_timeout: float = Field(
+        default=3.0, gt=0, description="Seconds one Milvus request may take on the serving path (gRPC deadline)."
+    )
 
     # --- MySQL ----------------------------------------------------------------------------
     mysql_host: str = "127.0.0.1"
@@ -52,11 +55,26 @@ class Settings(BaseSettings):
         default=None,
         description="Secrets Manager ARN of a JSON secret with host/port/username/password/dbname (RDS shape).",
     )
-    mysql_connect_timeout: int = 5
+    # Bounded time on every store call (issue 10): the API Lambda times out at 29 s, so a hung store must
+    # turn into a JSON 503 long before that. The loader overrides the read/write budget (loader_store_timeout).
+    mysql_connect_timeout: float = Field(default=2.0, gt=0, description="Seconds to open a MySQL connection.")
+    mysql_read_timeout: float = Field(
+        default=3.0, gt=0, description="Seconds one MySQL statement may take (socket read + whole-call watchdog)."
+    )
+    mysql_write_timeout: float = Field(default=3.0, gt=0, description="Seconds to send one MySQL statement.")
 
     # --- loader -----------------------------------------------------------------------------
     keep_runs: int = Field(default=3, description="Retired runs kept (for --rollback) before their data is dropped.")
     load_batch_size: int = Field(default=5000, description="Rows per insert batch when loading a run.")
+    loader_store_timeout: float = Field(
+        default=300.0, gt=0, description="Seconds one MySQL statement may take in the loader (bulk writes)."
+    )
+    loader_min_size_ratio: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="A run with fewer movies/vectors/users than this share of the live run's needs --force.",
+    )
 
     # --- API ------------------------------------------------------------------------------
     cors_origins: str = Field(
@@ -64,6 +82,16 @@ class Settings(BaseSettings):
         description="Comma-separated allowed CORS origins. Never '*' in production.",
     )
     live_run_cache_seconds: float = Field(default=5.0, description="How long the API caches the live run id.")
+    live_run_stale_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="While MySQL cannot be asked, keep serving the last known live run for this long.",
+    )
+    api_request_timeout: float = Field(
+        default=4.0, gt=0, description="Per-request deadline (s): a store that has not answered by then -> 503."
+    )
+    api_max_body_bytes: int = Field(default=65536, gt=0, description="Largest request body accepted (413 above).")
+    api_store_threads: int = Field(default=64, gt=0, description="Worker threads for blocking store calls.")
 
     # --- retraining -------------------------------------------------------------------------
     training_job_queue: str = "graphrec-gpu"

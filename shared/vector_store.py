@@ -83,8 +83,9 @@ _clients: dict[tuple[str, str | None], MilvusClient] = {}
 _clients_lock = threading.Lock()
 
 
-def _client_for(uri: str, token: str | None) -> MilvusClient:
-    """One MilvusClient per (uri, token) per process: connections (and Milvus Lite's server) are costly."""
+def _client_for(uri: str, token: str | None, connect_timeout: float | None = None) -> MilvusClient:
+    """One MilvusClient per (uri, token) per process: connections (and Milvus Lite's server) are costly.
+    connect_timeout bounds the first connection (default 30 s; the API passes its few-second budget)."""
     key = (uri, token)
     with _clients_lock:
         client = _clients.get(key)
@@ -96,7 +97,9 @@ def _client_for(uri: str, token: str | None) -> MilvusClient:
             if is_lite_uri(uri):
                 Path(uri).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
             try:
-                client = MilvusClient(uri=uri, token=token or "", timeout=30)
+                # Milvus Lite starts in-process (no network to hang on): give it the full 30 s on a busy box.
+                wait = 30.0 if is_lite_uri(uri) else (connect_timeout or 30.0)
+                client = MilvusClient(uri=uri, token=token or "", timeout=wait)
             except MilvusException as exc:
                 raise StoreUnavailable(f"cannot connect to Milvus: {exc.message}") from exc
             except Exception as exc:  # grpc/OS errors while starting Milvus Lite or dialing the server
@@ -181,8 +184,13 @@ class PreparedRows:
 class VectorStore:
     """Per-run Milvus collections of movie embeddings (see module docstring)."""
 
-    def __init__(self, uri: str, token: str | None = None, alias: str = "movies_live") -> None:
+    def __init__(
+        self, uri: str, token: str | None = None, alias: str = "movies_live", timeout: float | None = None
+    ) -> None:
         self.uri = uri
+        # gRPC deadline of every serving-side request (ping, count, get, search, load); None = no deadline
+        # (pymilvus then retries a dead server for a long time). The loader's bulk writes do not use it.
+        self.timeout = timeout
         self._token = token
         self.alias = alias
         self.is_lite = is_lite_uri(uri)
@@ -193,21 +201,23 @@ class VectorStore:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VectorStore:
-        return cls(settings.milvus_uri, settings.resolved_milvus_token(), settings.milvus_alias)
+        return cls(
+            settings.milvus_uri, settings.resolved_milvus_token(), settings.milvus_alias, settings.milvus_timeout
+        )
 
     def __repr__(self) -> str:  # never show the token
         return f"VectorStore(uri={self.uri!r}, alias={self.alias!r})"
 
     @property
     def client(self) -> MilvusClient:
-        return _client_for(self.uri, self._token)
+        return _client_for(self.uri, self._token, self.timeout)
 
     # ------------------------------------------------------------------ health
     def ping(self) -> None:
         """Raise StoreUnavailable unless Milvus answers a cheap request."""
         with _guard("ping"):
             try:
-                self.client.list_collections()
+                self.client.list_collections(timeout=self.timeout)
             except StoreUnavailable:
                 raise
             except Exception as exc:
@@ -384,10 +394,12 @@ class VectorStore:
         """Rows in the run's collection (0 when the collection does not exist). Strongly consistent."""
         name = collection_name(run_id)
         with _guard("count"):
-            if not self.client.has_collection(name):
+            if not self.client.has_collection(name, timeout=self.timeout):
                 return 0
             self._ensure_loaded(name)
-            res = self.client.query(name, filter="", output_fields=["count(*)"], consistency_level="Strong")
+            res = self.client.query(
+                name, filter="", output_fields=["count(*)"], consistency_level="Strong", timeout=self.timeout
+            )
         return int(res[0]["count(*)"])
 
     def set_alias(self, run_id: str) -> None:
@@ -441,7 +453,7 @@ class VectorStore:
         if name in self._loaded:
             return
         with _guard("load_collection"):
-            self.client.load_collection(name)
+            self.client.load_collection(name, timeout=self.timeout)
         self._loaded.add(name)
 
     def _read(self, name: str, what: str, fn: Any) -> Any:
@@ -470,7 +482,7 @@ class VectorStore:
         if not ids:
             return {}
         name = collection_name(run_id)
-        rows = self._read(name, "get", lambda: self.client.get(name, ids=ids, output_fields=[PK, VECTOR]))
+        rows = self._read(name, "get", lambda: self.client.get(name, ids=ids, output_fields=[PK, VECTOR], timeout=self.timeout))
         return {int(r[PK]): [float(x) for x in r[VECTOR]] for r in rows}
 
     @staticmethod
@@ -514,7 +526,13 @@ class VectorStore:
             name,
             "search",
             lambda: self.client.search(
-                name, data=data, limit=k, filter=expr, output_fields=[PK], search_params=params
+                name,
+                data=data,
+                limit=k,
+                filter=expr,
+                output_fields=[PK],
+                search_params=params,
+                timeout=self.timeout,
             ),
         )
         out: list[list[tuple[int, float]]] = []
