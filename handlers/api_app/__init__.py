@@ -1,16 +1,22 @@
 """The recommendation API as a FastAPI app; `handlers/api.py` wraps it for Lambda with Mangum.
 
-Middleware order (outermost first): RequestIdMiddleware (id + access log) -> CORS -> CatchAllMiddleware
-(no 500s) -> FastAPI's own exception handling -> routes.
+Middleware order (outermost first): RequestIdMiddleware (id, deadline clock, access log) -> HEAD as GET ->
+CORS (JSON refusals) -> body-size limit (413) -> CatchAllMiddleware (no 500s) -> FastAPI's own exception
+handling -> routes (store work in worker threads, bounded by the deadline: offload.py).
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from handlers.api_app.errors import register_error_handlers
-from handlers.api_app.middleware import CatchAllMiddleware, RequestIdMiddleware
+from handlers.api_app.middleware import (
+    BodyLimitMiddleware,
+    CatchAllMiddleware,
+    HeadAsGetMiddleware,
+    JsonCORSMiddleware,
+    RequestIdMiddleware,
+)
 from handlers.api_app.routes import ALL
 from shared.settings import Settings, get_settings
 
@@ -28,13 +34,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ALL:
         app.include_router(router)
     app.add_middleware(CatchAllMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(
-        CORSMiddleware,
+        JsonCORSMiddleware,
         allow_origins=settings.cors_origin_list,
         allow_methods=["GET", "POST"],
         allow_headers=["content-type"],
         expose_headers=["x-request-id"],
         max_age=600,
     )
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(HeadAsGetMiddleware)
+    app.add_middleware(RequestIdMiddleware, deadline_seconds=settings.api_request_timeout)
     return app

@@ -2,22 +2,26 @@
 
 - Store clients are created once per container (per settings) and reused: a Lambda container serves many
   requests, and a MySQL handshake or Milvus connect per request would dominate latency.
-- The store modules are imported here, lazily, on the first request: they pull in pymilvus/pymysql, which
-  must not weigh on `import handlers.api` (see stores.py).
-- The live run id is cached for `settings.live_run_cache_seconds`, so a switch by the loader shows up within
-  that many seconds without a MySQL round trip on every request.
-- No dependency does I/O: store clients connect on first use, the live run resolves inside the endpoint
-  (see LiveRun), so invalid input is a 422 even while a store is down.
-- Dependencies are `async def` on purpose: sync dependencies run in a thread pool (a thread hop each), and the
-  store clients are shared objects, so running them on the event loop keeps them single-threaded.
-Tests override `settings_dep`, `metadata_dep` or `vectors_dep` through `app.dependency_overrides`.
+- No dependency does I/O, and none blocks the event loop: the stores are handed out as lazy handles that
+  build the client (importing pymilvus/pymysql, maybe fetching a secret) on first use - and first use
+  happens inside `run_blocking` (offload.py), in a worker thread bounded by the request's deadline. So
+  invalid input is a 422 even while a store is down, and a hung store never stalls other requests.
+- The live run id is cached for `settings.live_run_cache_seconds`. When the cache expires one request asks
+  MySQL while the others keep answering with the last known run (stale-while-revalidate), and while MySQL
+  cannot be asked the last known run keeps serving for up to `live_run_stale_seconds`.
+- A switch to a new run builds the new run's in-memory index in the one request that noticed the switch;
+  the others keep answering from the previous run's index meanwhile (no latency cliff at a switch).
+Tests override `settings_dep`, `metadata_dep`, `vectors_dep` or `live_run_dep` through
+`app.dependency_overrides`.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import Depends
 
@@ -25,9 +29,13 @@ from handlers.api_app.errors import NoLiveRun
 from handlers.api_app.local_index import CACHE as LOCAL_INDEX
 from handlers.api_app.recommender import Recommender
 from handlers.api_app.stores import MetadataReader, VectorReader
+from shared.log import get_logger
 from shared.settings import Settings, get_settings
 
+logger = get_logger("graphrec.api")
+
 _clients: dict[tuple[Any, ...], Any] = {}
+_clients_lock = threading.Lock()
 
 
 async def settings_dep() -> Settings:
@@ -39,31 +47,62 @@ SettingsDep = Annotated[Settings, Depends(settings_dep)]
 
 def _metadata_key(settings: Settings) -> tuple[Any, ...]:
     return ("mysql", settings.mysql_host, settings.mysql_port, settings.mysql_user, settings.mysql_database,
-            settings.mysql_secret_arn)
+            settings.mysql_secret_arn, settings.mysql_read_timeout)
 
 
 def _vectors_key(settings: Settings) -> tuple[Any, ...]:
-    return ("milvus", settings.milvus_uri, settings.milvus_token_secret_arn, settings.milvus_token is not None)
+    return ("milvus", settings.milvus_uri, settings.milvus_token_secret_arn, settings.milvus_token is not None,
+            settings.milvus_timeout)
+
+
+class LazyStore:
+    """Stands in for a store client; builds it on first attribute access (in a worker thread).
+
+    A failed construction is not kept: the next use retries (the store may be back). One handle per
+    settings key, so its identity is stable across requests (the live-run cache is keyed by it).
+    """
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._target: Any = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        target = self._target
+        if target is None:
+            with self._lock:
+                if self._target is None:
+                    self._target = self._build()
+                target = self._target
+        return getattr(target, name)
+
+
+def _handle(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    with _clients_lock:
+        handle = _clients.get(key)
+        if handle is None:
+            handle = _clients[key] = LazyStore(build)
+        return handle
+
+
+def _build_metadata(settings: Settings) -> Any:
+    from shared.metadata_store import MetadataStore
+
+    return MetadataStore.from_settings(settings)
+
+
+def _build_vectors(settings: Settings) -> Any:
+    from shared.vector_store import VectorStore
+
+    return VectorStore.from_settings(settings)
 
 
 def _metadata_store(settings: Settings) -> MetadataReader:
-    key = _metadata_key(settings)
-    store = _clients.get(key)
-    if store is None:  # a failed construction is not cached: the next request retries
-        from shared.metadata_store import MetadataStore
-
-        store = _clients[key] = MetadataStore.from_settings(settings)
-    return store  # type: ignore[no-any-return]
+    return cast(MetadataReader, _handle(_metadata_key(settings), lambda: _build_metadata(settings)))
 
 
 def _vector_store(settings: Settings) -> VectorReader:
-    key = _vectors_key(settings)
-    store = _clients.get(key)
-    if store is None:
-        from shared.vector_store import VectorStore
-
-        store = _clients[key] = VectorStore.from_settings(settings)
-    return store  # type: ignore[no-any-return]
+    return cast(VectorReader, _handle(_vectors_key(settings), lambda: _build_vectors(settings)))
 
 
 async def metadata_dep(settings: SettingsDep) -> MetadataReader:
@@ -75,14 +114,8 @@ async def vectors_dep(settings: SettingsDep) -> VectorReader:
 
 
 async def stores_or_errors_dep(settings: SettingsDep) -> tuple[MetadataReader | Exception, VectorReader | Exception]:
-    """For /health: a store that cannot even be constructed is reported, not raised."""
-    built: list[Any] = []
-    for build in (_metadata_store, _vector_store):
-        try:
-            built.append(build(settings))
-        except Exception as exc:  # reported as "unavailable" by the health check
-            built.append(exc)
-    return built[0], built[1]
+    """For /health: both store handles (a store that cannot be built is reported by the check, not raised)."""
+    return _metadata_store(settings), _vector_store(settings)
 
 
 MetadataDep = Annotated[MetadataReader, Depends(metadata_dep)]
@@ -96,10 +129,12 @@ StoresOrErrorsDep = Annotated[
 class _CachedRun:
     owner: int  # id() of the metadata store it came from: a different store (test, new settings) misses
     run_id: str
-    expires: float
+    expires: float  # ask MySQL again after this
+    stale_until: float  # serve it without MySQL's confirmation until then (refresh in flight, MySQL down)
 
 
 _live: _CachedRun | None = None
+_refresh_lock = threading.Lock()
 
 
 class LiveRun:
@@ -107,36 +142,86 @@ class LiveRun:
 
     Lazy on purpose: FastAPI resolves dependencies before it validates query/body parameters, so a
     dependency that queried MySQL would turn a malformed request into a 503 whenever MySQL is down.
-    Resolving inside the endpoint means bad input is always a 422. Misses are not cached, so the first
-    load becomes visible immediately.
+    Resolving inside the endpoint (in its worker thread) means bad input is always a 422. Misses are not
+    cached, so the first load becomes visible immediately.
     """
 
-    def __init__(self, meta: MetadataReader, ttl_seconds: float) -> None:
+    def __init__(
+        self,
+        meta: MetadataReader,
+        ttl_seconds: float,
+        stale_seconds: float = 0.0,
+        vectors: VectorReader | None = None,
+    ) -> None:
         self._meta = meta
         self._ttl = ttl_seconds
+        self._stale = stale_seconds
+        self._vectors = vectors
         self._run_id: str | None = None
 
     @property
     def run_id(self) -> str:
-        global _live
-        if self._run_id is not None:
-            return self._run_id
-        now = time.monotonic()
+        if self._run_id is None:
+            self._run_id = self._resolve()
+        return self._run_id
+
+    def _cached(self) -> _CachedRun | None:
         cached = _live
-        if cached is not None and cached.owner == id(self._meta) and now < cached.expires:
-            self._run_id = cached.run_id
+        return cached if cached is not None and cached.owner == id(self._meta) else None
+
+    def _resolve(self) -> str:
+        now = time.monotonic()
+        cached = self._cached()
+        if cached is not None and now < cached.expires:
             return cached.run_id
+        if cached is not None and now < cached.stale_until:
+            # One request asks MySQL; the others keep the last known run instead of queueing behind it.
+            if not _refresh_lock.acquire(blocking=False):
+                return cached.run_id
+            try:
+                return self._refresh(cached)
+            except NoLiveRun:
+                raise
+            except Exception as exc:  # MySQL unreachable/slow: the last known run keeps serving
+                logger.warning(
+                    "live run refresh failed; serving the last known live run",
+                    run_id=cached.run_id,
+                    error_type=type(exc).__name__,
+                )
+                cached.expires = time.monotonic() + min(self._ttl, 1.0)  # back off before asking again
+                return cached.run_id
+            finally:
+                _refresh_lock.release()
+        with _refresh_lock:
+            cached = self._cached()
+            if cached is not None and time.monotonic() < cached.expires:
+                return cached.run_id  # refreshed by another request while we waited
+            return self._refresh(cached)
+
+    def _refresh(self, cached: _CachedRun | None) -> str:
+        """Ask MySQL which run is live (the caller holds _refresh_lock)."""
+        global _live
         record = self._meta.live_run()
         if record is None:
             _live = None
             raise NoLiveRun()
-        _live = _CachedRun(id(self._meta), record.run_id, now + self._ttl)
-        self._run_id = record.run_id
-        return record.run_id
+        run_id = record.run_id
+        if (
+            cached is not None
+            and cached.run_id != run_id
+            and self._vectors is not None
+            and LOCAL_INDEX.has(cached.run_id)
+        ):
+            # A switch: build the new run's in-memory copy here, while the other requests keep answering
+            # from the previous run's copy (they see `cached` as stale-but-valid and do not wait).
+            LOCAL_INDEX.get(run_id, self._meta, self._vectors)
+        now = time.monotonic()
+        _live = _CachedRun(id(self._meta), run_id, now + self._ttl, now + max(self._stale, self._ttl))
+        return run_id
 
 
-async def live_run_dep(settings: SettingsDep, meta: MetadataDep) -> LiveRun:
-    return LiveRun(meta, settings.live_run_cache_seconds)
+async def live_run_dep(settings: SettingsDep, meta: MetadataDep, vectors: VectorsDep) -> LiveRun:
+    return LiveRun(meta, settings.live_run_cache_seconds, settings.live_run_stale_seconds, vectors)
 
 
 LiveRunDep = Annotated[LiveRun, Depends(live_run_dep)]
@@ -153,5 +238,6 @@ def reset_caches() -> None:
     """Forget store clients and the cached live run (tests; never needed in Lambda)."""
     global _live
     _live = None
-    _clients.clear()
+    with _clients_lock:
+        _clients.clear()
     LOCAL_INDEX.clear()

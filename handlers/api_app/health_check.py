@@ -26,7 +26,12 @@ def check(meta: MetadataReader | Exception, vectors: VectorReader | Exception) -
     stores = {"metadata": "ok" if meta_ok else "unavailable", "vectors": "ok" if vectors_ok else "unavailable"}
     if not meta_ok or isinstance(meta, Exception):
         return Health(status="unavailable", stores=stores, detail="The metadata store (MySQL) is unreachable.")  # type: ignore[arg-type]
-    run = meta.live_run()
+    try:
+        run = meta.live_run()
+    except Exception as exc:  # answered the ping, then failed: still "unreachable" for a health check
+        logger.warning("live run lookup failed", error_type=type(exc).__name__)
+        stores["metadata"] = "unavailable"
+        return Health(status="unavailable", stores=stores, detail="The metadata store (MySQL) is unreachable.")  # type: ignore[arg-type]
     if run is None:
         return Health(status="no_live_run", stores=stores, detail="No model is live yet: load a training run.")  # type: ignore[arg-type]
     if not vectors_ok or isinstance(vectors, Exception):
@@ -36,11 +41,20 @@ def check(meta: MetadataReader | Exception, vectors: VectorReader | Exception) -
             stores=stores,  # type: ignore[arg-type]
             detail="The vector store (Milvus) is unreachable.",
         )
-    counts = {
-        "movies": meta.count_movies(run.run_id),
-        "users": meta.count_users(run.run_id),
-        "vectors": vectors.count(run.run_id),
-    }
+    try:
+        counts = {
+            "movies": meta.count_movies(run.run_id),
+            "users": meta.count_users(run.run_id),
+            "vectors": vectors.count(run.run_id),
+        }
+    except Exception as exc:  # e.g. the live collection is damaged: say so in the Health body
+        logger.warning("counting the live run failed", run_id=run.run_id, error_type=type(exc).__name__)
+        return Health(
+            status="unavailable",
+            run_id=run.run_id,
+            stores=stores,  # type: ignore[arg-type]
+            detail=f"The live run's data cannot be read ({type(exc).__name__}): reload or roll back the run.",
+        )
     if counts["vectors"] == 0 or counts["movies"] == 0:
         return Health(
             status="unavailable",

@@ -25,6 +25,9 @@ from shared.log import get_logger
 logger = get_logger("graphrec.api")
 
 
+FETCH_CHUNK = 2000  # vectors per Milvus request while building
+
+
 def max_vectors() -> int:
     return int(os.environ.get("API_LOCAL_INDEX_MAX", "50000"))
 
@@ -85,32 +88,43 @@ class LocalIndex:
 
 
 class LocalIndexCache:
-    """Holds the index of the current live run; builds it on first use, at most once at a time."""
+    """Holds the indexes of the live run and the one before it (so requests still answering from the
+    previous run during a switch do not rebuild it); builds one on first use, at most one at a time."""
+
+    KEEP = 2
 
     def __init__(self) -> None:
-        self._index: LocalIndex | None = None
+        self._indexes: dict[str, LocalIndex] = {}  # insertion order = age
         self._too_big: set[str] = set()
         self._lock = threading.Lock()
 
     def clear(self) -> None:
-        self._index = None
+        self._indexes = {}
         self._too_big.clear()
 
+    def has(self, run_id: str) -> bool:
+        return run_id in self._indexes
+
     def get(self, run_id: str, meta: MetadataReader, vectors: VectorReader) -> LocalIndex | None:
-        index = self._index
-        if index is not None and index.run_id == run_id:
+        index = self._indexes.get(run_id)
+        if index is not None:
             return index
         limit = max_vectors()
         if limit <= 0 or run_id in self._too_big:
             return None
         with self._lock:
-            if self._index is not None and self._index.run_id == run_id:
-                return self._index
+            index = self._indexes.get(run_id)
+            if index is not None:
+                return index
             built = self._build(run_id, meta, vectors, limit)
             if built is None:
                 self._too_big.add(run_id)
             else:
-                self._index = built
+                kept = {k: v for k, v in self._indexes.items() if k != run_id}
+                while len(kept) >= self.KEEP:
+                    kept.pop(next(iter(kept)))
+                kept[run_id] = built
+                self._indexes = kept  # swapped whole: readers never see a half-updated dict
             return built
 
     @staticmethod
@@ -123,7 +137,9 @@ class LocalIndexCache:
         if len(movies) != total:
             return None
         ids = sorted(movies)
-        found = vectors.get_vectors(run_id, ids)
+        found: dict[int, list[float]] = {}
+        for i in range(0, len(ids), FETCH_CHUNK):  # chunks: each store call stays well inside its timeout
+            found.update(vectors.get_vectors(run_id, ids[i : i + FETCH_CHUNK]))
         ids = [m for m in ids if m in found]
         if not ids:
             return None

@@ -1,4 +1,5 @@
-"""Pure-ASGI middleware: request ids + access log (outermost) and the catch-all error guard (innermost).
+"""Pure-ASGI middleware: request ids, deadline + access log (outermost), HEAD, CORS with JSON refusals,
+the request-body limit, and the catch-all error guard (innermost).
 
 Why pure ASGI rather than `@app.middleware("http")`: BaseHTTPMiddleware adds a task and a memory stream per
 request, which shows in p50 latency on a 128-MB Lambda. Why a catch-all *middleware* and not an
@@ -14,11 +15,20 @@ import time
 import uuid
 from typing import Any
 
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from handlers.api_app.context import current_request_id, reset_request_id, set_request_id
-from handlers.api_app.errors import RETRY_AFTER_SECONDS, is_store_unavailable
+from handlers.api_app.context import (
+    current_request_id,
+    reset_deadline,
+    reset_request_id,
+    set_deadline,
+    set_request_id,
+)
+from handlers.api_app.errors import RETRY_AFTER_SECONDS, error_response, is_store_unavailable
 from shared.log import get_logger
 
 logger = get_logger("graphrec.api")
@@ -37,10 +47,12 @@ def _api_gateway_request_id(scope: Scope) -> str | None:
 
 
 class RequestIdMiddleware:
-    """Assigns the request id, returns it as `x-request-id`, tags every log line with it, logs one access line."""
+    """Assigns the request id, returns it as `x-request-id`, tags every log line with it, logs one access line.
+    Also starts the request's deadline clock (`deadline_seconds`; run_blocking enforces it)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, deadline_seconds: float | None = None) -> None:
         self.app = app
+        self.deadline_seconds = deadline_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,6 +61,9 @@ class RequestIdMiddleware:
         request_id = _api_gateway_request_id(scope) or uuid.uuid4().hex
         token = set_request_id(request_id)
         started = time.perf_counter()
+        deadline_token = set_deadline(
+            None if self.deadline_seconds is None else time.monotonic() + self.deadline_seconds
+        )
         status: dict[str, int] = {"code": 0}
 
         async def send_with_id(message: Message) -> None:
@@ -70,7 +85,87 @@ class RequestIdMiddleware:
                         duration_ms=round((time.perf_counter() - started) * 1000, 2),
                     )
         finally:
+            reset_deadline(deadline_token)
             reset_request_id(token)
+
+
+class HeadAsGetMiddleware:
+    """HEAD on any GET route: run it as GET and send the headers without the body (RFC 9110 9.3.2).
+    FastAPI's routes list GET only, so HEAD was a 405; done here, the OpenAPI schema stays unchanged."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
+
+
+class JsonCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS handling, but a refused preflight gets the API's JSON error body, not plain text."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        refused = bytes(response.body).decode(errors="replace")  # e.g. "Disallowed CORS origin"
+        json_response = error_response(
+            response.status_code,
+            f"CORS preflight refused: {refused.removeprefix('Disallowed CORS ')} not allowed for this API.",
+        )
+        for key, value in response.headers.items():
+            if key.lower() not in ("content-type", "content-length"):
+                json_response.headers[key] = value
+        return json_response
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from receive(): FastAPI re-raises HTTPExceptions from body reading, so this becomes a 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body is larger than {limit} bytes; send fewer ids.")
+
+
+class BodyLimitMiddleware:
+    """Refuses bodies over `max_bytes` with a JSON 413, without reading them whole first: a declared
+    content-length over the limit is refused before any byte is read, a streamed body as soon as it
+    passes the limit."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > self.max_bytes:
+            exc = BodyTooLarge(self.max_bytes)
+            await error_response(413, str(exc.detail))(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        await self.app(scope, limited_receive, send)
 
 
 class CatchAllMiddleware:

@@ -1,4 +1,6 @@
-"""GET /movies?sample=N | ?q=TEXT, GET /movies/{movie_id}, GET /movies/{movie_id}/similar."""
+"""GET /movies?sample=N | ?q=TEXT, GET /movies/{movie_id}, GET /movies/{movie_id}/similar.
+
+Store work runs through run_blocking (worker thread, request deadline): see offload.py."""
 
 from typing import Annotated
 
@@ -6,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from handlers.api_app import catalogue
 from handlers.api_app.deps import LiveRunDep, MetadataDep, RecommenderDep
+from handlers.api_app.offload import run_blocking
 from handlers.api_app.routes._responses import NOT_FOUND, STANDARD
 from shared.schemas import INT64_MAX, MAX_K, Movie, MovieList, Recommendations
 
@@ -22,14 +25,16 @@ async def list_movies(
     q: Annotated[str | None, Query(min_length=1, max_length=100, description="Title contains")] = None,
     limit: Annotated[int, Query(ge=1, le=100, description="Max search results")] = 20,
 ) -> MovieList:
-    return catalogue.list_movies(meta, live.run_id, sample=sample, q=q, limit=limit)
+    return await run_blocking(
+        lambda: catalogue.list_movies(meta, live.run_id, sample=sample, q=q, limit=limit)
+    )
 
 
 @router.get("/movies/{movie_id}", response_model=Movie, responses=NOT_FOUND)
 async def get_movie(movie_id: MovieIdPath, live: LiveRunDep, meta: MetadataDep) -> Movie:
-    return catalogue.get_movie(meta, live.run_id, movie_id)
+    return await run_blocking(lambda: catalogue.get_movie(meta, live.run_id, movie_id))
 
 
 @router.get("/movies/{movie_id}/similar", response_model=Recommendations, responses=NOT_FOUND)
 async def similar(movie_id: MovieIdPath, rec: RecommenderDep, k: K = 10) -> Recommendations:
-    return rec.similar(movie_id, k)
+    return await run_blocking(rec.similar, movie_id, k)

@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from handlers.api_app.deps import RecommenderDep
+from handlers.api_app.offload import run_blocking
 from handlers.api_app.routes._responses import STANDARD
 from shared.schemas import Recommendations, RecommendRequest
 
@@ -11,4 +12,4 @@ router = APIRouter(tags=["recommendations"], responses=STANDARD)
 
 @router.post("/recommendations", response_model=Recommendations)
 async def recommend(body: RecommendRequest, rec: RecommenderDep) -> Recommendations:
-    return rec.for_liked(body.liked, body.k, body.genres, body.exclude)
+    return await run_blocking(rec.for_liked, body.liked, body.k, body.genres, body.exclude)

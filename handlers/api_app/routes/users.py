@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from handlers.api_app.deps import RecommenderDep
+from handlers.api_app.offload import run_blocking
 from handlers.api_app.routes._responses import NOT_FOUND, STANDARD
 from shared.schemas import INT64_MAX, MAX_K, Recommendations
 
@@ -17,4 +18,4 @@ async def for_user(
     rec: RecommenderDep,
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
 ) -> Recommendations:
-    return rec.for_user(user_id, k)
+    return await run_blocking(rec.for_user, user_id, k)
