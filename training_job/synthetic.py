@@ -32,32 +32,16 @@ from shared.log import get_logger
 
 log = get_logger("training_job.synthetic")
 
-GENRES = (
-    "Action",
-    "Adventure",
-    "Animation",
-    "Children's",
-    "Comedy",
-    "Crime",
-    "Documentary",
-    "Drama",
-    "Fantasy",
-    "Film-Noir",
-    "Horror",
-    "Musical",
-    "Mystery",
-    "Romance",
-    "Sci-Fi",
-    "Thriller",
-    "War",
-    "Western",
+from training_job.synthetic_files import (  # noqa: E402
+    AGE_P as _AGE_P,
+    AGES,
+    GENRE_WEIGHT as _GENRE_WEIGHT,
+    GENRES,
+    RatingsTable,
+    format_title,
+    write_movielens,
 )
-# Relative genre frequency in ML-1M (Drama and Comedy dominate, Film-Noir and Documentary are rare).
-_GENRE_WEIGHT = np.array(
-    [503, 283, 105, 251, 1200, 211, 127, 1603, 68, 44, 343, 114, 106, 471, 276, 492, 143, 68], float
-)
-AGES = ("1", "18", "25", "35", "45", "50", "56")
-_AGE_P = np.array([222, 1103, 2096, 1193, 550, 496, 380], float)
+
 T_START = 956_703_932  # first and last ML-1M timestamps (2000-04-25 .. 2003-02-28)
 T_END = 1_046_454_590
 
@@ -99,7 +83,6 @@ GENERIC = _words(
 )
 ZIPF = 1.0  # popularity exponent over a random global rank
 NEW_RELEASE_TAU = (0.9, 0.99)  # new releases become available at this fraction of each user's history
-ARTICLES = ("The", "A")
 SUFFIX_WORDS = (
     "Reckoning",
     "Uprising",
@@ -252,17 +235,6 @@ def _next_in_franchise(franchise: np.ndarray, fr_pos: np.ndarray) -> np.ndarray:
     same = (f[:-1] == f[1:]) & (f[:-1] >= 0)
     nxt[order[:-1][same]] = order[1:][same]
     return nxt
-
-
-def _format_title(title: str, year: int, rng: np.random.Generator) -> str:
-    """MovieLens spelling: 'The X' -> 'X, The (1987)'; a few carry an '(a.k.a. ...)' alternate title."""
-    for art in ARTICLES:
-        if title.startswith(art + " "):
-            title = f"{title[len(art) + 1 :]}, {art}"
-            break
-    if rng.random() < 0.02:
-        title = f"{title} (a.k.a. {title.split()[0]} Story)"
-    return f"{title} ({year})"
 
 
 def _counts_per_user(rng: np.random.Generator, n_users: int, n_movies: int, n_ratings: int) -> np.ndarray:
@@ -431,6 +403,9 @@ def _sequences(
     return np.concatenate(out_u), np.concatenate(out_m), np.concatenate(out_t)
 
 
+PROFILES = ("movielens", "planted")
+
+
 def generate(
     out_dir: str | Path,
     *,
@@ -438,8 +413,16 @@ def generate(
     movies: int = 3706,
     ratings: int = 1_000_209,
     seed: int = 0,
+    profile: str = "movielens",
 ) -> dict[str, Any]:
-    """Write users.dat, movies.dat and ratings.dat (MovieLens-1M format) into out_dir; return a summary."""
+    """Write users.dat, movies.dat and ratings.dat (MovieLens-1M format) into out_dir; return a summary.
+
+    profile "movielens" (default): calibrated to the real dataset's published statistics, no planted
+    structure (synthetic_movielens.py). "planted": taste clusters, franchises watched in order (this
+    module) -- learnable by construction, useful to test that a model learns at all.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {PROFILES}")
     if users < 1 or movies < 10:
         raise ValueError(f"need at least 1 user and 10 movies (got users={users}, movies={movies})")
     if ratings < users:
@@ -448,6 +431,15 @@ def generate(
         raise ValueError(
             f"ratings={ratings} too many: at most 60% of the {movies} movies per user ({int(0.6 * movies) * users})"
         )
+    if profile == "movielens":
+        from training_job import synthetic_movielens
+
+        return synthetic_movielens.generate(out_dir, users=users, movies=movies, ratings=ratings, seed=seed)
+    return _generate_planted(out_dir, users=users, movies=movies, ratings=ratings, seed=seed)
+
+
+def _generate_planted(out_dir: str | Path, *, users: int, movies: int, ratings: int, seed: int) -> dict[str, Any]:
+    """The planted profile (see the module docstring)."""
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     out = Path(out_dir)
@@ -455,15 +447,8 @@ def generate(
     n_clusters = int(np.clip(movies // 150, 4, 30))
 
     cat = _catalogue(rng, movies, n_clusters)
-    movie_ids = np.sort(
-        rng.choice(np.arange(1, int(movies * 1.07) + 2), size=movies, replace=False)
-    )  # gaps, like ML
-
     gender = (rng.random(users) < 0.283).astype(np.int64)  # 0 = M, 1 = F (ML-1M: 28% F)
     age = _choice_p(rng, _AGE_P, users)
-    occupation = rng.integers(0, 21, size=users)
-    zips = rng.integers(1000, 99999, size=users)
-    zip_ext = rng.random(users) < 0.01
     cluster_pop = np.bincount(cat["cluster"], weights=cat["pop"], minlength=n_clusters) + 1e-9
     tastes, w0, w1 = _user_tastes(rng, users, n_clusters, cluster_pop, gender, age)
 
@@ -488,32 +473,13 @@ def generate(
     offsets = np.repeat(csum[grp_start] - gaps[grp_start], np.diff(np.r_[grp_start, len(u_idx)]))
     ts = csum - offsets
 
-    # ratings.dat: grouped by user (ascending id) but NOT time-ordered inside a user, as in ML-1M.
-    key = rng.random(len(u_idx))
-    order = np.lexsort((key, u_idx))
-    uid_out = u_idx[order] + 1
-    mid_out = movie_ids[m_idx[order]]
-    lines = "".join(
-        f"{u}::{m}::{r}::{t}\n"
-        for u, m, r, t in zip(
-            uid_out.tolist(), mid_out.tolist(), stars[order].tolist(), ts[order].tolist(), strict=True
-        )
+    files = write_movielens(
+        out, rng, RatingsTable(u_idx, m_idx, stars, ts), cat["title"], cat["year"], cat["genres"], users,
+        gender=gender, age=age,
     )
-    (out / "ratings.dat").write_bytes(lines.encode("latin-1"))
-
-    users_lines = []
-    for i in range(users):
-        z = f"{zips[i]:05d}" + (f"-{(zips[i] * 7) % 10000:04d}" if zip_ext[i] else "")
-        users_lines.append(f"{i + 1}::{'F' if gender[i] else 'M'}::{AGES[age[i]]}::{occupation[i]}::{z}\n")
-    (out / "users.dat").write_bytes("".join(users_lines).encode("latin-1"))
-
-    movie_lines = [
-        f"{movie_ids[m]}::{_format_title(cat['title'][m], int(cat['year'][m]), rng)}::{'|'.join(cat['genres'][m])}\n"
-        for m in range(movies)
-    ]
-    (out / "movies.dat").write_bytes("".join(movie_lines).encode("latin-1"))
 
     summary = {
+        "profile": "planted",
         "out_dir": str(out),
         "users": users,
         "movies": movies,
@@ -525,7 +491,7 @@ def generate(
         "movies_rated": int(len(np.unique(m_idx))),
         "ratings_in_taste": round(float(in_taste.mean()), 4),
         "mean_rating": round(float(stars.mean()), 4),
-        "files": {f: (out / f).stat().st_size for f in ("users.dat", "movies.dat", "ratings.dat")},
+        "files": files,
         "seconds": round(time.perf_counter() - t0, 3),
     }
     return summary
@@ -542,13 +508,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ratings", type=int, default=1_000_209, help="number of ratings (default: ML-1M's 1,000,209)"
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same files (default: 0)")
+    parser.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="movielens",
+        help="movielens = calibrated to real ML-1M statistics, no planted structure (default); "
+        "planted = genre clusters and franchises watched in order, learnable by construction",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """CLI entry: generate, log the summary as one structured line, exit code 0 (2 on bad sizes)."""
     try:
         summary = generate(
-            args.out, users=args.users, movies=args.movies, ratings=args.ratings, seed=args.seed
+            args.out, users=args.users, movies=args.movies, ratings=args.ratings, seed=args.seed, profile=args.profile
         )
     except ValueError as exc:
         log.error("synthetic data not generated", extra={"error": str(exc)})
