@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared import artifacts, objectstore
 from shared.artifacts import RUN_ID_RE, RunFormatError, RunReader
-from shared.log import get_logger
+from shared.log import get_logger, log_to_stderr
 from shared.settings import Settings, get_settings
 from shared.vector_store import StoreUnavailable
 
@@ -46,10 +46,30 @@ T = TypeVar("T")
 
 NORM_TOLERANCE = 1e-3  # |‖v‖ - 1| allowed for "L2-normalised" float32 vectors
 PRUNED = "pruned: data dropped (keep_runs)"
+# What the stores can hold, checked before any write (a value that does not fit is bad data, not a
+# transient error): movies.title VARCHAR(1024), movies.year SMALLINT (and a plausible film year),
+# user_histories.movie_ids MEDIUMTEXT (16 MiB of JSON: at most ~800k ids of <= 20 characters).
+MAX_TITLE_CHARS = 1024
+YEAR_RANGE = (1800, 2100)
+MAX_HISTORY_LEN = 800_000
 
 
 class LoadError(RuntimeError):
     """A run cannot be loaded for a reason that retrying will not fix (bad data, inconsistent counts)."""
+
+
+class RunTooSmall(LoadError):
+    """The run is drastically smaller than the live one: loading it needs an explicit --force."""
+
+
+def _is_bad_data(exc: BaseException) -> bool:
+    """Errors a store raises for values it cannot hold (too long, out of range, duplicate key, invalid
+    parameter): retrying the same run can never succeed, so they are permanent failures."""
+    pymysql = sys.modules.get("pymysql")
+    if pymysql is not None and isinstance(exc, pymysql.err.DataError | pymysql.err.IntegrityError):
+        return True
+    exceptions = sys.modules.get("pymilvus.exceptions")
+    return exceptions is not None and isinstance(exc, exceptions.ParamError | exceptions.DataTypeNotMatchException)
 
 
 # ----------------------------------------------------------------------------------- retries
@@ -92,13 +112,16 @@ def get_stores(settings: Settings | None = None) -> tuple[MetadataStore, VectorS
     if _meta is None:
         from shared.metadata_store import MetadataStore
 
-        meta = MetadataStore.from_settings(settings)
+        # Bulk statements need a longer budget than the API's few seconds, but still a bounded one.
+        meta = MetadataStore.from_settings(settings, statement_timeout=settings.loader_store_timeout)
         RETRY.call("ensure_schema", meta.ensure_schema)
         _meta = meta
     if _vectors is None:
         from shared.vector_store import VectorStore
 
-        _vectors = VectorStore.from_settings(settings)
+        vectors = VectorStore.from_settings(settings)
+        vectors.timeout = settings.loader_store_timeout  # counts/loads of big collections take a while
+        _vectors = vectors
     return _meta, _vectors
 
 
@@ -196,6 +219,59 @@ def _embedding_matrix(col: pa.Array, dim: int, where: str) -> np.ndarray:
     return values.reshape(len(col), dim)  # (n, dim)
 
 
+def _check_movie_fields(reader: RunReader, movies: pa.Table, movie_ids: np.ndarray, settings: Settings) -> None:
+    """Every value of movies.parquet fits the stores and can be served: ids >= 0, titles <= 1024
+    characters, years in YEAR_RANGE, at most MAX_GENRES genres of <= MAX_GENRE_LEN characters."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from shared.vector_store import MAX_GENRE_LEN, MAX_GENRES
+
+    where = artifacts.MOVIES
+    if int(movie_ids.min()) < 0:
+        raise RunFormatError(f"{where}: negative movie_id {int(movie_ids.min())} (the API only serves ids >= 0)")
+    years = movies.column("year").to_numpy(zero_copy_only=False).astype(np.float64)  # (n,) NaN = no year
+    lo, hi = YEAR_RANGE
+    bad = np.flatnonzero(~np.isnan(years) & ((years < lo) | (years > hi)))
+    if bad.size:
+        i = int(bad[0])
+        raise RunFormatError(f"{where}: movie {int(movie_ids[i])} has year {int(years[i])}, outside {lo}-{hi}")
+    genres = movies.column("genres")
+    n_genres = pc.list_value_length(genres).to_numpy(zero_copy_only=False)
+    n_genres = np.nan_to_num(n_genres.astype(np.float64), nan=0)
+    if n_genres.size and n_genres.max() > MAX_GENRES:
+        i = int(n_genres.argmax())
+        raise RunFormatError(f"{where}: movie {int(movie_ids[i])} has {int(n_genres[i])} genres (max {MAX_GENRES})")
+    flat = pc.list_flatten(genres)
+    if len(flat) and (pc.max(pc.utf8_length(flat)).as_py() or 0) > MAX_GENRE_LEN:
+        raise RunFormatError(f"{where}: a genre name is longer than {MAX_GENRE_LEN} characters")
+    for batch in reader.iter_batches(where, settings.load_batch_size):
+        lengths = pc.utf8_length(batch.column("title")).to_numpy(zero_copy_only=False).astype(np.float64)
+        lengths = np.nan_to_num(lengths, nan=0)
+        if lengths.size and lengths.max() > MAX_TITLE_CHARS:
+            i = int(lengths.argmax())
+            mid = batch.column("movie_id")[i].as_py()
+            raise RunFormatError(
+                f"{where}: the title of movie {mid} is {int(lengths[i])} characters (max {MAX_TITLE_CHARS})"
+            )
+
+
+def check_size_against_live(v: ValidatedRun, meta: MetadataStore, ratio: float) -> None:
+    """RunTooSmall when the run has under `ratio` of the live run's movies, vectors or users: such a
+    shrink is far more often a broken training input than an intended change, so it needs --force."""
+    live = RETRY.call("live_run", meta.live_run)
+    if live is None or live.run_id == v.manifest.run_id or ratio <= 0:
+        return
+    have = {"movies": v.n_movies, "embeddings": v.n_embeddings, "users": v.n_users}
+    for key, n in have.items():
+        before = int((live.counts or {}).get(key) or 0)
+        if before and n < ratio * before:
+            raise RunTooSmall(
+                f"run {v.manifest.run_id} has {n} {key}, under {ratio:.0%} of the live run "
+                f"{live.run_id}'s {before}; load it with --force (Lambda: force=true) if that is intended"
+            )
+
+
 def validate_run(reader: RunReader, settings: Settings) -> ValidatedRun:
     """Full contract check of a run (no store is touched). Raises RunFormatError with the reason."""
     import numpy as np
@@ -212,9 +288,12 @@ def validate_run(reader: RunReader, settings: Settings) -> ValidatedRun:
             f"{artifacts.MOVIES} lacks columns {sorted({'movie_id', 'title', 'year', 'genres'} - cols)}"
         )
     movies = movies_pf.read(columns=["movie_id", "year", "genres"])
-    movie_ids = movies.column("movie_id").to_numpy().astype(np.int64)  # (n_movies,)
     if movies.column("movie_id").null_count:
         raise RunFormatError(f"{artifacts.MOVIES}: null movie_id")
+    movie_ids = movies.column("movie_id").to_numpy().astype(np.int64)  # (n_movies,)
+    if movie_ids.size == 0:
+        raise RunFormatError(f"{artifacts.MOVIES} has no movies: an empty run can never serve")
+    _check_movie_fields(reader, movies, movie_ids, settings)
     order = np.argsort(movie_ids, kind="stable")
     sorted_ids = movie_ids[order]
     dup = sorted_ids[1:][sorted_ids[1:] == sorted_ids[:-1]]
@@ -253,12 +332,27 @@ def validate_run(reader: RunReader, settings: Settings) -> ValidatedRun:
         raise RunFormatError(
             f"{artifacts.EMBEDDINGS} has {n_emb} rows, manifest counts.embeddings={m.counts.embeddings}"
         )
+    if n_emb == 0:
+        raise RunFormatError(f"{artifacts.EMBEDDINGS} has no embeddings: an empty run can never serve")
 
     n_users = 0
     unknown_hist = 0
     seen_users: set[int] = set()
     for batch in reader.iter_batches(artifacts.USER_HISTORY, settings.load_batch_size):
+        if batch.column("user_id").null_count:
+            raise RunFormatError(f"{artifacts.USER_HISTORY}: null user_id")
         uids = batch.column("user_id").to_numpy(zero_copy_only=False).astype(np.int64)
+        if uids.size and int(uids.min()) < 0:
+            raise RunFormatError(
+                f"{artifacts.USER_HISTORY}: negative user_id {int(uids.min())} (the API only serves ids >= 0)"
+            )
+        lengths = pc.list_value_length(batch.column("movie_ids")).to_numpy(zero_copy_only=False)
+        if lengths.size and np.nan_to_num(lengths, nan=0).max() > MAX_HISTORY_LEN:
+            at = int(np.nanargmax(lengths))
+            raise RunFormatError(
+                f"{artifacts.USER_HISTORY}: user {int(uids[at])} has {int(lengths[at])} movies "
+                f"(at most {MAX_HISTORY_LEN} fit in the store)"
+            )
         dups = len(uids) - len(set(uids.tolist()))
         if dups or not seen_users.isdisjoint(uids.tolist()):
             raise RunFormatError(f"{artifacts.USER_HISTORY}: duplicate user_id")
@@ -272,6 +366,8 @@ def validate_run(reader: RunReader, settings: Settings) -> ValidatedRun:
         raise RunFormatError(
             f"{artifacts.USER_HISTORY} has {n_users} rows, manifest counts.users={m.counts.users}"
         )
+    if n_users == 0:
+        raise RunFormatError(f"{artifacts.USER_HISTORY} has no users: an empty run can never serve")
     if unknown_hist:
         logger.warning(
             "user histories reference movies missing from movies.parquet (kept, ignored by the API)",
@@ -455,18 +551,21 @@ def _cleanup(run_id: str, meta: MetadataStore, vectors: VectorStore) -> None:
         logger.warning("cleanup of failed run incomplete", extra={"run_id": run_id, "error": str(exc)})
 
 
-def _mark_failed(run_id: str, reason: str, meta: MetadataStore, manifest_uri: str) -> None:
+def _mark_failed(run_id: str, reason: str, meta: MetadataStore, manifest_uri: str) -> bool:
+    """Record the failure; False when the run is live or retired (never demoted) or MySQL is down."""
     try:
         rec = meta.get_run(run_id)
         if rec is not None and rec.status in ("live", "retired"):
-            return  # a concurrent/earlier load already succeeded: never demote a good run
+            return False  # a concurrent/earlier load already succeeded: never demote a good run
         if rec is None:
             meta.upsert_run(run_id, status="failed", dim=0, counts={}, metrics={}, manifest_uri=manifest_uri)
         meta.set_status(run_id, "failed", reason[:2000])
+        return True
     except Exception as exc:  # noqa: BLE001
         logger.error(
             "could not record failure", extra={"run_id": run_id, "reason": reason, "error": str(exc)}
         )
+        return True
 
 
 def load_run(
@@ -476,8 +575,16 @@ def load_run(
     meta: MetadataStore | None = None,
     vectors: VectorStore | None = None,
     progress: bool = False,
+    force: bool = False,
+    reload: bool = False,
 ) -> LoadResult:
-    """Validate, load, verify and switch one run. Never raises for a bad run: returns outcome 'failed'."""
+    """Validate, load, verify and switch one run. Never raises for a bad run: returns outcome 'failed'.
+
+    force: load even when the run is drastically smaller than the live one (LOADER_MIN_SIZE_RATIO).
+    reload: a *retired* run is made live again, re-ingested from its folder when its data was pruned or
+    is incomplete (the CLI's default; an S3 event for a retired run stays a no-op, so a late duplicate
+    event can never switch production back to an old run).
+    """
     settings = settings or get_settings()
     if meta is None or vectors is None:
         meta, vectors = get_stores(settings)
@@ -499,7 +606,7 @@ def load_run(
             res.reason = "another loader is loading this run right now; retry later (a no-op if that load succeeds)"
             logger.warning("run is being loaded by another loader", extra=log)
             return res
-        return _load_locked(manifest_uri, res, settings, meta, vectors, progress, t_start)
+        return _load_locked(manifest_uri, res, settings, meta, vectors, progress, t_start, force, reload)
 
 
 def _load_locked(
@@ -510,6 +617,8 @@ def _load_locked(
     vectors: VectorStore,
     progress: bool,
     t_start: float,
+    force: bool = False,
+    reload: bool = False,
 ) -> LoadResult:
     """load_run() once the run's lock is held: validate, load, verify, switch; record any failure."""
     run_id = res.run_id
@@ -517,20 +626,32 @@ def _load_locked(
     try:
         if run_id is not None:
             existing = RETRY.call("get_run", partial(meta.get_run, run_id))
-            if existing is not None and existing.status in ("live", "retired"):
+            if existing is not None and (
+                existing.status == "live" or (existing.status == "retired" and not reload)
+            ):
                 logger.info("run already loaded; nothing to do", extra={**log, "status": existing.status})
                 res.outcome, res.reason = "noop", f"run is already {existing.status}"
+                if existing.status == "retired":
+                    res.reason += "; load it from the CLI (or with \"reload\": true) to make it live again"
                 return res
         reader = RunReader(manifest_uri)
         v = validate_run(reader, settings)
         run_id = res.run_id = v.manifest.run_id
         res.seconds["validate"] = round(time.perf_counter() - t_start, 3)
+        if not force:
+            check_size_against_live(v, meta, settings.loader_min_size_ratio)
 
         existing = RETRY.call("get_run", lambda: meta.get_run(run_id))
-        if existing is not None and existing.status == "failed":
-            # A failed attempt has no concurrent loader: start clean (fast inserts, no stale rows).
+        reuse = existing is not None and existing.status == "retired" and _complete(existing, meta, vectors)
+        if existing is not None and (existing.status == "failed" or (existing.status == "retired" and not reuse)):
+            # A failed attempt has no concurrent loader: start clean (fast inserts, no stale rows). A retired
+            # run whose data was pruned (or is partial) is re-ingested from its folder the same way.
             RETRY.call("cleanup", lambda: _cleanup(run_id, meta, vectors))
-        if existing is None or existing.status != "ready":
+            if existing.status == "retired":
+                logger.info("re-ingesting a retired run", extra={**log, "run_id": run_id, "reason": existing.reason})
+        if reuse:
+            logger.info("retired run is complete in the stores; making it live again", extra={**log, "run_id": run_id})
+        elif existing is None or existing.status != "ready":
             RETRY.call(
                 "upsert_run",
                 lambda: meta.upsert_run(
@@ -561,17 +682,18 @@ def _load_locked(
             else None,
             "history_unknown_ids": v.history_unknown_ids,
         }
-        RETRY.call(
-            "mark_ready",
-            lambda: meta.upsert_run(
-                run_id,
-                status="ready",
-                dim=v.manifest.dim,
-                counts=v.manifest.counts.model_dump(),
-                metrics=metrics,
-                manifest_uri=manifest_uri,
-            ),
-        )
+        if not reuse:  # a complete retired run goes live as it is (switch_live accepts retired runs)
+            RETRY.call(
+                "mark_ready",
+                lambda: meta.upsert_run(
+                    run_id,
+                    status="ready",
+                    dim=v.manifest.dim,
+                    counts=v.manifest.counts.model_dump(),
+                    metrics=metrics,
+                    manifest_uri=manifest_uri,
+                ),
+            )
         res.previous_live = _go_live(run_id, meta, vectors)
         res.outcome = "live"
         prune_retired(meta, vectors, settings.keep_runs)
@@ -580,15 +702,19 @@ def _load_locked(
     except StoreUnavailable as exc:
         res.reason, res.transient = f"store unavailable: {exc}", True
     except Exception as exc:  # noqa: BLE001 - any other failure must still leave the live run serving
-        res.reason, res.transient = f"{type(exc).__name__}: {exc}", True
-        logger.exception("unexpected loader error", extra=log)
+        if _is_bad_data(exc):  # a value the store cannot hold: permanent, named, never redelivered
+            res.reason = f"bad data, not retried: {type(exc).__name__}: {exc}"
+        else:
+            res.reason, res.transient = f"{type(exc).__name__}: {exc}", True
+            logger.exception("unexpected loader error", extra=log)
     res.seconds["total"] = round(time.perf_counter() - t_start, 3)
     if res.outcome == "failed":
         logger.error("load failed; live run unchanged", extra={**log, "run_id": run_id, "reason": res.reason})
-        if run_id is not None:
-            _mark_failed(run_id, res.reason or "unknown", meta, manifest_uri)
-            if not res.transient:
-                _cleanup(run_id, meta, vectors)
+        # Partial data goes only when the run is now marked failed: a live or retired run (e.g. a reload
+        # refused as too small) keeps its data.
+        marked = run_id is not None and _mark_failed(run_id, res.reason or "unknown", meta, manifest_uri)
+        if marked and run_id is not None and not res.transient:
+            _cleanup(run_id, meta, vectors)
     else:
         logger.info(
             "run is live",
@@ -645,14 +771,25 @@ def _complete(rec: Any, meta: MetadataStore, vectors: VectorStore) -> bool:
         return False
 
 
-def rollback(meta: MetadataStore, vectors: VectorStore, to: str | None = None) -> tuple[str, str | None]:
-    """Make the most recently retired complete run (or `to`) live again. Returns (new_live, old_live)."""
+def rollback(
+    meta: MetadataStore, vectors: VectorStore, to: str | None = None, settings: Settings | None = None
+) -> tuple[str, str | None]:
+    """Make the most recently retired complete run (or `to`) live again. Returns (new_live, old_live).
+
+    A `to` run whose data was pruned (or is partial) is re-ingested from its run folder (the manifest URI
+    its row remembers) and then switched live, like any load."""
     if to is not None:
         rec = meta.get_run(to)
         if rec is None or rec.status not in ("retired", "ready"):
             raise LoadError(f"run {to} is {'unknown' if rec is None else rec.status}; cannot roll back to it")
         if not _complete(rec, meta, vectors):
-            raise LoadError(f"run {to} is incomplete in the stores (pruned or partial)")
+            if not rec.manifest_uri:
+                raise LoadError(f"run {to} is incomplete in the stores (pruned or partial) and has no manifest URI")
+            res = load_run(rec.manifest_uri, settings=settings, meta=meta, vectors=vectors, force=True, reload=True)
+            if res.outcome != "live":
+                raise LoadError(f"run {to} could not be re-ingested from {rec.manifest_uri}: {res.reason}")
+            logger.info("rolled back (re-ingested)", extra={"run_id": to, "previous_live": res.previous_live})
+            return to, res.previous_live
         target: Any = rec
     else:
         candidates = sorted(
@@ -674,7 +811,10 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     if not uris:
         logger.info("event names no manifest; nothing to do")
         return {"results": []}
-    results = [load_run(uri) for uri in uris]
+    # Direct invocations may ask for {"force": true} (a much smaller run) and {"reload": true} (a retired
+    # run made live again); S3 notifications never carry them.
+    force, reload = event.get("force") is True, event.get("reload") is True
+    results = [load_run(uri, force=force, reload=reload) for uri in uris]
     body = {"results": [asdict(r) for r in results]}
     transient = [r for r in results if r.outcome in ("failed", "busy") and r.transient]
     if transient:
@@ -741,13 +881,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--latest", action="store_true", help="load the newest run under ARTIFACT_URI")
     g.add_argument("--list", action="store_true", help="list runs (newest first) and exit")
     g.add_argument("--rollback", action="store_true", help="make the previous complete run live again")
-    p.add_argument("--to", metavar="RUN_ID", help="with --rollback: the run to make live")
+    p.add_argument("--to", metavar="RUN_ID", help="with --rollback: the run to make live (re-ingested if pruned)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="load even when the run has under LOADER_MIN_SIZE_RATIO (default 50%%) of the live run's "
+        "movies, vectors or users",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     return p
 
 
 def main(argv: Iterable[str] | None = None) -> int:
     args = build_parser().parse_args(list(argv) if argv is not None else None)
+    log_to_stderr()  # stdout carries the result (JSON) only
     settings = get_settings()
     try:
         meta, vectors = get_stores(settings)
@@ -759,7 +906,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         return 0
     if args.rollback:
         try:
-            new, old = rollback(meta, vectors, args.to)
+            new, old = rollback(meta, vectors, args.to, settings)
         except LoadError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
@@ -773,7 +920,10 @@ def main(argv: Iterable[str] | None = None) -> int:
             return 1
     if not uri.rstrip("/").endswith(artifacts.MANIFEST):
         uri = objectstore.join(uri, artifacts.MANIFEST)
-    res = load_run(uri, settings=settings, meta=meta, vectors=vectors, progress=not args.no_progress)
+    # An operator naming a run means "make it live": a retired (even pruned) run is re-ingested.
+    res = load_run(
+        uri, settings=settings, meta=meta, vectors=vectors, progress=not args.no_progress, force=args.force, reload=True
+    )
     print(json.dumps(asdict(res), indent=2, default=str))
     if res.outcome == "failed":
         return 2

@@ -27,3 +27,25 @@ def get_logger(name: str) -> Logger:
             location=LOCATION,
         )
     return _loggers[name]
+
+
+class _CurrentStderr:
+    """Writes to whatever sys.stderr is at the time (test capture swaps it; a stale stream may be closed)."""
+
+    def write(self, text: str) -> int:
+        import sys
+
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        import sys
+
+        sys.stderr.flush()
+
+
+def log_to_stderr() -> None:
+    """Send every logger's lines to stderr (CLIs whose stdout carries their result, e.g. the loader's JSON)."""
+    for logger in _loggers.values():
+        handler = getattr(logger, "registered_handler", None)
+        if handler is not None and hasattr(handler, "setStream"):
+            handler.setStream(_CurrentStderr())

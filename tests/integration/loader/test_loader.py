@@ -297,10 +297,12 @@ def test_rollback_and_keep_runs_pruning(
     assert loader.main(["--rollback"]) == 0
     assert f"live: {b} (was {c})" in capsys.readouterr().out
     assert meta.live_run().run_id == b and vs.alias_target() == collection_name(b)  # type: ignore[union-attr]
-    # The pruned run is not a rollback target; the one we just left is.
-    with pytest.raises(loader.LoadError):
-        loader.rollback(meta, vs, to=a)
-    assert loader.rollback(meta, vs) == (c, b)
+    # A pruned run comes back when named: re-ingested from its folder, then switched live (issue 10).
+    assert loader.rollback(meta, vs, to=a) == (a, b)
+    assert meta.live_run().run_id == a and vs.alias_target() == collection_name(a)  # type: ignore[union-attr]
+    assert vs.count(a) == 30 and meta.count_movies(a) == 30 and meta.count_users(a) == 5
+    # KEEP_RUNS=1: b (just left) is kept, c was pruned by that load; plain --rollback picks b.
+    assert loader.rollback(meta, vs) == (b, a)
 
     assert loader.main(["--list"]) == 0
     listing = capsys.readouterr().out
