@@ -20,6 +20,7 @@ move them into Settings): ``IDEMPOTENCY_TABLE``, ``RETRAIN_IDEMPOTENCY_SECONDS``
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 import os
@@ -31,6 +32,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from shared import objectstore
 from shared.log import get_logger
 from shared.settings import get_settings
 
@@ -269,8 +271,8 @@ def _parse_body(event: dict[str, Any]) -> RetrainRequest:
     raw = event.get("body") or ""
     if event.get("isBase64Encoded") and raw:
         try:
-            raw = base64.b64decode(raw).decode("utf-8")
-        except (ValueError, UnicodeDecodeError) as exc:
+            raw = base64.b64decode(raw, validate=True).decode("utf-8")  # no silently skipped characters
+        except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
             raise BadRequest(400, "body is not valid base64 UTF-8") from exc
     if not raw.strip():
         return RetrainRequest()
@@ -285,6 +287,30 @@ def _parse_body(event: dict[str, Any]) -> RetrainRequest:
     except ValidationError as exc:
         detail = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
         raise BadRequest(422, "invalid retrain request", detail) from exc
+
+
+def allowed_prefixes() -> dict[str, str]:
+    """Where an HTTP caller may point the job: ratings under the configured data folder's parent
+    (DATA_URI s3://b/data/ml-1m -> s3://b/data), runs under the configured ARTIFACT_URI. Anything else
+    would let a caller read or overwrite any bucket the job's role can reach."""
+    s = get_settings()
+    return {"data_uri": objectstore.parent(s.data_uri), "output_uri": s.artifact_uri.rstrip("/")}
+
+
+def _check_prefixes(req: RetrainRequest) -> None:
+    prefixes = allowed_prefixes()
+    errors = []
+    for name, prefix in prefixes.items():
+        value = getattr(req, name)
+        if value is None:
+            continue
+        path = value[len("s3://") :]
+        segments = path.rstrip("/").split("/")
+        inside = value.rstrip("/") == prefix or value.startswith(prefix + "/")
+        if not inside or any(seg in ("", ".", "..") for seg in segments):
+            errors.append({"loc": [name], "msg": f"must be an s3:// URI under {prefix}/ (no '.', '..' or '//')"})
+    if errors:
+        raise BadRequest(422, "; ".join(f"{e['loc'][0]} {e['msg']}" for e in errors), errors)
 
 
 def _http_key(event: dict[str, Any], req: RetrainRequest) -> str:
@@ -317,6 +343,7 @@ def _handle_http(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.info("retrain http request", extra={"route": route or f"{method} {path}", "caller": caller})
         if route == "POST /retrain" or (method == "POST" and path.rstrip("/").endswith("/retrain")):
             req = _parse_body(event)
+            _check_prefixes(req)
             return _response(202, submit(_http_key(event, req), "api", req, context))
         if route == "GET /retrain/{job_id}" or (method == "GET" and "/retrain/" in path):
             job_id = (event.get("pathParameters") or {}).get("job_id") or path.rstrip("/").rsplit("/", 1)[-1]

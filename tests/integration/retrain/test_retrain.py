@@ -284,3 +284,40 @@ def test_batch_misconfiguration_is_502_and_retry_can_succeed(batch: dict[str, st
 def test_unknown_event_is_rejected(batch: dict[str, str]) -> None:
     with pytest.raises(ValueError, match="unsupported event"):
         _invoke({"hello": "world"})
+
+
+# ---------------------------------------------------------------------------------------- issue 10
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"data_uri": "s3://someone-elses-bucket/data/ml-1m"}, "data_uri must be an s3:// URI under s3://bucket/data/"),
+        ({"data_uri": "s3://bucket/secrets/keys"}, "data_uri must be"),
+        ({"data_uri": "s3://bucket/data/../secrets"}, "data_uri must be"),
+        ({"data_uri": "s3://bucket/database"}, "data_uri must be"),  # a sibling sharing the prefix's text
+        ({"output_uri": "s3://bucket/elsewhere"}, "output_uri must be an s3:// URI under s3://bucket/runs/"),
+        ({"output_uri": "s3://other/runs"}, "output_uri must be"),
+    ],
+)
+def test_uris_outside_the_configured_prefixes_are_refused(
+    batch: dict[str, str], body: dict[str, str], needle: str
+) -> None:
+    resp = _post(body, key=f"prefix-{uuid.uuid4().hex[:6]}")
+    assert resp["statusCode"] == 422, resp
+    assert needle in json.loads(resp["body"])["detail"]
+    assert _jobs(batch["job_queue"]) == []
+
+
+def test_uris_inside_the_configured_prefixes_are_accepted(batch: dict[str, str]) -> None:
+    resp = _post({"data_uri": "s3://bucket/data/ml-1m-v2", "output_uri": "s3://bucket/runs/experiments"})
+    assert resp["statusCode"] == 202, resp
+    assert json.loads(resp["body"])["parameters"]["output_uri"] == "s3://bucket/runs/experiments"
+
+
+@pytest.mark.parametrize("body", ["eyJlcG9jaHMiOiA2fQ==!!", "not base64 at all", "e30"])
+def test_invalid_base64_body_is_400_and_submits_nothing(batch: dict[str, str], body: str) -> None:
+    event = _event("retrain_post.json")
+    event["body"] = body
+    event["isBase64Encoded"] = True
+    resp = _invoke(event)
+    assert resp["statusCode"] == 400 and "base64" in resp["body"]
+    assert _jobs(batch["job_queue"]) == []
