@@ -13,3 +13,13 @@ apt_install() {
   $SUDO apt-get install -y -qq "$@" >/dev/null
 }
 log() { printf '\033[1m[%s]\033[0m %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+find_python312() {
+  # Prints the path of a python3.12 interpreter (PATH first, then pyenv's versions); fails when none.
+  local c
+  for c in "$(command -v python3.12 2>/dev/null || true)" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12*/bin/python3.12; do
+    if [ -n "$c" ] && [ -x "$c" ] && "$c" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then
+      echo "$c"; return 0
+    fi
+  done
+  return 1
+}

@@ -21,6 +21,22 @@ if [ ! -f "$stamp" ]; then
   "$PY" -m pip install -q -e '.[serve,train,dev]'
   touch "$stamp"
 fi
+# AWS SAM CLI (sam validate --lint, sam build) in its own virtualenv: its pinned dependencies must not
+# move the project's. sam build needs python3.12 (the Lambda runtime) for the functions' bytecode and
+# the built-package tests: taken from PATH or pyenv, else installed with apt where the release has it.
+SAM_CLI_VERSION=1.170.0
+SAM_VENV="$VENV/sam-cli"
+if [ ! -x "$SAM_VENV/bin/sam" ] || ! "$SAM_VENV/bin/sam" --version 2>/dev/null | grep -q "$SAM_CLI_VERSION"; then
+  log "installing aws-sam-cli $SAM_CLI_VERSION into $SAM_VENV"
+  "$PYTHON" -m venv "$SAM_VENV"
+  "$SAM_VENV/bin/pip" install -q --upgrade pip
+  "$SAM_VENV/bin/pip" install -q "aws-sam-cli==$SAM_CLI_VERSION"
+fi
+if ! python312="$(find_python312)"; then
+  log "installing python3.12 (the Lambda runtime's Python)"; apt_install python3.12 python3.12-venv || true
+  python312="$(find_python312)" || { log "python3.12 is needed for sam build (Lambda python3.12 runtime)"; exit 1; }
+fi
+log "python3.12 for sam build: $python312"
 bash scripts/ensure_mariadb.sh
 if [ -z "${SKIP_CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
   log "installing Debian's chromium (browser tests)"; apt_install chromium

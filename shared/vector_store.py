@@ -341,13 +341,9 @@ class VectorStore:
         fresh = self._fresh.get(name)
         batch_ids = set(ids)
         use_insert = fresh is not None and len(batch_ids) == len(ids) and fresh.isdisjoint(batch_ids)
-        engine = self._lite_engine_collection(name)
         try:
             with _guard("insert"):
-                if engine is not None:
-                    # Same engine call the Lite gRPC servicer makes, minus protobuf encode/decode.
-                    (engine.insert if use_insert else engine.upsert)(rows)
-                elif use_insert:
+                if use_insert:
                     self.client.insert(name, rows)
                 else:
                     self.client.upsert(name, rows)
@@ -356,34 +352,6 @@ class VectorStore:
             raise
         if use_insert and fresh is not None:
             fresh.update(batch_ids)
-
-    def _lite_engine_collection(self, name: str) -> Any:
-        """Milvus Lite fast path for bulk writes, or None.
-
-        Milvus Lite 3.x is a pure-Python engine served over gRPC *inside this process*: every row is
-        encoded to protobuf by pymilvus and decoded again by the servicer, under one GIL, which halves
-        ingest speed. For writes we call the engine's `Collection.insert/upsert` directly - exactly what
-        its gRPC servicer does with the decoded rows (same validation, WAL and memtable). This relies on
-        milvus_lite internals, so any surprise falls back to the public gRPC path; set
-        MILVUS_LITE_DIRECT_WRITES=0 to disable it. Reads always use the public client.
-        """
-        if not self.is_lite or os.environ.get("MILVUS_LITE_DIRECT_WRITES", "1") == "0":
-            return None
-        try:
-            self.client  # noqa: B018 - make sure the in-process server exists
-            from milvus_lite.server_manager import server_manager_instance
-
-            entry = server_manager_instance._servers.get(os.path.abspath(self.uri))  # noqa: SLF001
-            if entry is None:
-                return None
-            col = entry[1].get_collection(name)
-            return (
-                col
-                if callable(getattr(col, "insert", None)) and callable(getattr(col, "upsert", None))
-                else None
-            )
-        except Exception:  # noqa: BLE001 - internals changed: use the public path
-            return None
 
     def flush(self, run_id: str) -> None:
         """Seal growing segments (servers); a no-op cost on Milvus Lite. Call once after a load."""

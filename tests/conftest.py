@@ -1,12 +1,19 @@
-"""Fixtures shared by every test area: a private MariaDB database, moto's S3 server, a Milvus Lite file.
+"""Fixtures shared by every test area: a private MariaDB database, moto's S3 server, Milvus.
 
 Real services, not mocks: MariaDB on 127.0.0.1:3306 (scripts/ensure_mariadb.sh starts/installs it),
-moto in server mode over real HTTP, Milvus Lite in-process.
+moto in server mode over real HTTP, Milvus Lite in-process (a file) and a Milvus server over the network
+(`milvus-lite server` in its own process on a free loopback port, or a real Milvus standalone named by
+TEST_MILVUS_SERVER_URI where one exists). The loader and API suites run against both (`milvus_backend`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +26,8 @@ MYSQL_HOST = os.environ.get("TEST_MYSQL_HOST", "127.0.0.1")
 MYSQL_PORT = int(os.environ.get("TEST_MYSQL_PORT", "3306"))
 MYSQL_USER = os.environ.get("TEST_MYSQL_USER", "root")
 MYSQL_PASSWORD = os.environ.get("TEST_MYSQL_PASSWORD", "")
+# Which Milvus the loader/API suites run against: "lite" (a file, in-process) and "server" (network).
+MILVUS_BACKENDS = tuple(b for b in os.environ.get("TEST_MILVUS_BACKENDS", "lite,server").split(",") if b)
 
 
 @pytest.fixture(autouse=True)
@@ -112,3 +121,109 @@ def s3_bucket(moto_endpoint: str) -> str:
     name = f"graphrec-test-{uuid.uuid4().hex[:8]}"
     boto3.client("s3").create_bucket(Bucket=name)
     return name
+
+
+# ----------------------------------------------------------------------------------------- Milvus server
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _milvus_ready(uri: str) -> bool:
+    from shared.vector_store import import_pymilvus
+
+    import_pymilvus()
+    from pymilvus import MilvusClient
+
+    try:
+        client = MilvusClient(uri=uri, timeout=2)
+    except Exception:  # noqa: BLE001 - not up yet
+        return False
+    try:
+        client.list_databases()
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Milvus server reached over the network: http://127.0.0.1:<port>.
+
+    TEST_MILVUS_SERVER_URI (e.g. a Milvus standalone container) wins; otherwise `milvus-lite server` is
+    started as a separate process on a free loopback port, the same gRPC protocol a Milvus/Zilliz server
+    speaks, and stopped at the end of the session.
+    """
+    given = os.environ.get("TEST_MILVUS_SERVER_URI")
+    if given:
+        if not _milvus_ready(given):
+            pytest.fail(f"TEST_MILVUS_SERVER_URI={given} does not answer")
+        yield given.rstrip("/")
+        return
+    exe = Path(sys.executable).with_name("milvus-lite")
+    data = tmp_path_factory.mktemp("milvus-server")
+    port = free_port()
+    log = (data / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [str(exe), "server", "--data-dir", str(data / "data"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={k: v for k, v in os.environ.items() if k != "MILVUS_URI"},
+    )
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while not _milvus_ready(uri):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"milvus-lite server did not start: {(data / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield uri
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+
+
+@contextlib.contextmanager
+def milvus_database(server_uri: str) -> Iterator[str]:
+    """A fresh Milvus database on the server for one test or module: yields `server_uri/<db>`, which
+    pymilvus (and so VectorStore) connects to; dropped afterwards with its collections."""
+    from shared.vector_store import import_pymilvus
+
+    import_pymilvus()
+    from pymilvus import MilvusClient
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = MilvusClient(uri=server_uri, timeout=30)
+    admin.create_database(name)
+    try:
+        yield f"{server_uri}/{name}"
+    finally:
+        with contextlib.suppress(Exception):  # best effort: the server may be gone at session end
+            db = MilvusClient(uri=f"{server_uri}/{name}", timeout=30)
+            for alias in db.list_aliases().get("aliases", []):
+                db.drop_alias(alias)
+            for coll in db.list_collections():
+                db.drop_collection(coll)
+            db.close()
+            admin.drop_database(name)
+        admin.close()
+
+
+def milvus_backend_uri(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> Iterator[str]:
+    """MILVUS_URI for one backend: a Lite file under tmp_path, or a fresh database on the server."""
+    if backend == "lite":
+        yield str(tmp_path / "milvus.db")
+    elif backend == "server":
+        server = request.getfixturevalue("milvus_server")
+        with milvus_database(server) as uri:
+            yield uri
+    else:
+        raise ValueError(f"unknown Milvus backend {backend!r} (TEST_MILVUS_BACKENDS)")

@@ -1,4 +1,6 @@
-"""Fixtures: one live run per test module in a private MariaDB database + Milvus Lite file.
+"""Fixtures: one live run per test module in a private MariaDB database + Milvus, every module twice:
+Milvus Lite (a file, in-process) and a Milvus server over the network (a fresh database on the session's
+`milvus-lite server`), the same code with only MILVUS_URI differing.
 
 Loading once per module keeps the suite fast; each test still gets the environment pointing at it
 (the root conftest resets the environment before every test).
@@ -8,19 +10,57 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from handlers.api_app import deps
 from shared.settings import clear_settings_cache, get_settings
-from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER
+from tests.conftest import (
+    MILVUS_BACKENDS,
+    MYSQL_HOST,
+    MYSQL_PASSWORD,
+    MYSQL_PORT,
+    MYSQL_USER,
+    milvus_backend_uri,
+)
 from tests.factories import make_run
 from tests.integration.api.live import LiveRun, load_live
 
 
+@pytest.fixture(scope="module", params=MILVUS_BACKENDS)
+def milvus_backend(request: pytest.FixtureRequest) -> str:
+    """Which Milvus the module's tests run against: "lite" or "server"."""
+    return str(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _milvus_for_test(
+    request: pytest.FixtureRequest,
+    milvus_backend: str,
+    _isolated_settings: None,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> Iterator[None]:
+    """Tests that build their own runs (not the module's `live` one) get the module's backend too."""
+    if "live" in request.fixturenames:
+        yield
+        return
+    from shared.vector_store import close_all_clients
+
+    for uri in milvus_backend_uri(request, milvus_backend, tmp_path):
+        monkeypatch.setenv("MILVUS_URI", uri)
+        clear_settings_cache()
+        yield
+        deps.reset_caches()
+        close_all_clients()
+
+
 @pytest.fixture(scope="module")
-def _module_stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A fresh database + Milvus Lite path for the module (dropped afterwards)."""
+def _module_stores(
+    request: pytest.FixtureRequest, milvus_backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    """A fresh database + Milvus (Lite path or server database) for the module (dropped afterwards)."""
     import pymysql
 
     from shared.vector_store import close_all_clients
@@ -30,9 +70,12 @@ def _module_stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
     with conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")  # generated name, not input
     tmp = tmp_path_factory.mktemp("api")
+    milvus = milvus_backend_uri(request, milvus_backend, tmp)
     try:
-        yield {"MYSQL_DATABASE": name, "MILVUS_URI": str(tmp / "milvus.db"), "ARTIFACT_URI": str(tmp / "runs")}
+        uri = next(milvus)
+        yield {"MYSQL_DATABASE": name, "MILVUS_URI": uri, "ARTIFACT_URI": str(tmp / "runs")}
     finally:
+        milvus.close()
         deps.reset_caches()
         close_all_clients()
         with conn.cursor() as cur:

@@ -1,15 +1,31 @@
-"""Fixtures for the loader/store tests: real MariaDB (fresh database per test) and Milvus Lite (temp file)."""
+"""Fixtures for the loader/store tests: real MariaDB (fresh database per test) and Milvus, every test
+twice: Milvus Lite (temp file, in-process) and a Milvus server over the network (fresh database on the
+session's server), with the same code and only MILVUS_URI differing."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from handlers import loader
 from shared.metadata_store import MetadataStore
-from shared.settings import Settings
+from shared.settings import Settings, clear_settings_cache
 from shared.vector_store import VectorStore, close_all_clients
+from tests.conftest import MILVUS_BACKENDS, milvus_backend_uri
+
+
+@pytest.fixture(params=MILVUS_BACKENDS, autouse=True)
+def milvus_backend(
+    request: pytest.FixtureRequest, _isolated_settings: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[str]:
+    """Which Milvus this test runs against ("lite" or "server"); sets MILVUS_URI accordingly."""
+    for uri in milvus_backend_uri(request, request.param, tmp_path):
+        monkeypatch.setenv("MILVUS_URI", uri)
+        clear_settings_cache()
+        yield request.param
+        close_all_clients()
 
 
 @pytest.fixture
