@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOCAL_DIR = Path(".local")
+# Amazon RDS / Aurora CA certificates (scripts/update_rds_ca.sh), shipped inside every Lambda package.
+RDS_CA_BUNDLE = Path(__file__).resolve().parent / "certs" / "rds-ca-bundle.pem"
 
 
 class Settings(BaseSettings):
@@ -55,6 +57,13 @@ class Settings(BaseSettings):
         default=None,
         description="Secrets Manager ARN of a JSON secret with host/port/username/password/dbname (RDS shape).",
     )
+    mysql_ssl_mode: Literal["DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"] = Field(
+        default="PREFERRED",
+        description="TLS to MySQL, as the mysql client's --ssl-mode (the template sets VERIFY_IDENTITY).",
+    )
+    mysql_ssl_ca: str | None = Field(
+        default=None, description="PEM CA bundle for VERIFY_CA/VERIFY_IDENTITY (default: the shipped RDS bundle)."
+    )
     # Bounded time on every store call (issue 10): the API Lambda times out at 29 s, so a hung store must
     # turn into a JSON 503 long before that. The loader overrides the read/write budget (loader_store_timeout).
     mysql_connect_timeout: float = Field(default=2.0, gt=0, description="Seconds to open a MySQL connection.")
@@ -92,6 +101,9 @@ class Settings(BaseSettings):
     )
     api_max_body_bytes: int = Field(default=65536, gt=0, description="Largest request body accepted (413 above).")
     api_store_threads: int = Field(default=64, gt=0, description="Worker threads for blocking store calls.")
+    api_mysql_connections: int = Field(
+        default=8, gt=0, description="MySQL connections per API process (calls no longer queue behind one)."
+    )
 
     # --- retraining -------------------------------------------------------------------------
     training_job_queue: str = "graphrec-gpu"
@@ -105,8 +117,35 @@ class Settings(BaseSettings):
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
-    def resolved_mysql(self) -> dict[str, Any]:
-        """pymysql connect kwargs; pulls credentials from Secrets Manager when an ARN is configured."""
+    def mysql_tls(self) -> dict[str, Any]:
+        """pymysql TLS kwargs for mysql_ssl_mode. PREFERRED is pymysql's default (TLS when the server
+        offers it); REQUIRED and VERIFY_* refuse a server without TLS; VERIFY_* check its certificate
+        against mysql_ssl_ca (default: the Amazon RDS CA bundle in shared/certs/), VERIFY_IDENTITY also
+        its host name."""
+        import ssl
+
+        mode = self.mysql_ssl_mode
+        if mode == "DISABLED":
+            return {"ssl_disabled": True}
+        if mode == "PREFERRED":
+            return {}
+        if mode == "REQUIRED":
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            return {"ssl": ctx}
+        ca = self.mysql_ssl_ca or str(RDS_CA_BUNDLE)
+        if not Path(ca).is_file():
+            raise ValueError(f"MYSQL_SSL_CA {ca} is not a file")
+        ctx = ssl.create_default_context(cafile=ca)
+        ctx.check_hostname = mode == "VERIFY_IDENTITY"
+        return {"ssl": ctx}
+
+    def resolved_mysql(self, *, refresh: bool = False) -> dict[str, Any]:
+        """pymysql connect kwargs; pulls credentials from Secrets Manager when an ARN is configured
+        (refresh=True fetches the secret again instead of using this container's cached copy)."""
+        if refresh and self.mysql_secret_arn:
+            _fetch_secret_json.cache_clear()
         conf: dict[str, Any] = {
             "host": self.mysql_host,
             "port": self.mysql_port,
@@ -121,7 +160,7 @@ class Settings(BaseSettings):
             conf["user"] = secret.get("username", secret.get("user", conf["user"]))
             conf["password"] = secret.get("password", conf["password"])
             conf["database"] = secret.get("dbname", secret.get("database", conf["database"]))
-        return conf
+        return conf | self.mysql_tls()
 
     def resolved_milvus_token(self) -> str | None:
         if self.milvus_token_secret_arn:
@@ -130,12 +169,33 @@ class Settings(BaseSettings):
         return self.milvus_token.get_secret_value() if self.milvus_token else None
 
 
+# Secrets Manager calls get short timeouts: boto3's defaults (60 s connect, 60 s read, retried) are longer
+# than the API function's 29 s timeout, so an in-VPC function without a route to Secrets Manager would
+# hang until Lambda kills it instead of answering 503.
+SECRETS_CONNECT_TIMEOUT = 2.0
+SECRETS_READ_TIMEOUT = 5.0
+SECRETS_MAX_ATTEMPTS = 2
+
+
 @lru_cache(maxsize=8)
 def _fetch_secret_json(arn: str) -> dict[str, Any]:
-    """Fetch a JSON secret once per container (boto3 honours AWS_ENDPOINT_URL)."""
+    """Fetch a JSON secret once per container (boto3 honours AWS_ENDPOINT_URL). Unreachable or refused ->
+    StoreUnavailable naming the secret and the error class, never the value."""
     import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
 
-    value = boto3.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+    from shared.vector_store import StoreUnavailable
+
+    config = Config(
+        connect_timeout=SECRETS_CONNECT_TIMEOUT,
+        read_timeout=SECRETS_READ_TIMEOUT,
+        retries={"max_attempts": SECRETS_MAX_ATTEMPTS, "mode": "standard"},
+    )
+    try:
+        value = boto3.client("secretsmanager", config=config).get_secret_value(SecretId=arn)["SecretString"]
+    except (BotoCoreError, ClientError) as exc:
+        raise StoreUnavailable(f"cannot read secret {arn}: {type(exc).__name__}: {exc}") from exc
     parsed = json.loads(value)
     if not isinstance(parsed, dict):
         raise ValueError(f"secret {arn} is not a JSON object")

@@ -28,8 +28,9 @@ from fastapi import Depends
 from handlers.api_app.errors import NoLiveRun
 from handlers.api_app.local_index import CACHE as LOCAL_INDEX
 from handlers.api_app.recommender import Recommender
-from handlers.api_app.stores import MetadataReader, VectorReader
+from handlers.api_app.stores import MetadataReader, RunInfo, VectorReader
 from shared.log import get_logger
+from shared.recipe import Recipe
 from shared.settings import Settings, get_settings
 
 logger = get_logger("graphrec.api")
@@ -46,13 +47,26 @@ SettingsDep = Annotated[Settings, Depends(settings_dep)]
 
 
 def _metadata_key(settings: Settings) -> tuple[Any, ...]:
-    return ("mysql", settings.mysql_host, settings.mysql_port, settings.mysql_user, settings.mysql_database,
-            settings.mysql_secret_arn, settings.mysql_read_timeout)
+    return (
+        "mysql",
+        settings.mysql_host,
+        settings.mysql_port,
+        settings.mysql_user,
+        settings.mysql_database,
+        settings.mysql_secret_arn,
+        settings.mysql_read_timeout,
+        settings.api_mysql_connections,
+    )
 
 
 def _vectors_key(settings: Settings) -> tuple[Any, ...]:
-    return ("milvus", settings.milvus_uri, settings.milvus_token_secret_arn, settings.milvus_token is not None,
-            settings.milvus_timeout)
+    return (
+        "milvus",
+        settings.milvus_uri,
+        settings.milvus_token_secret_arn,
+        settings.milvus_token is not None,
+        settings.milvus_timeout,
+    )
 
 
 class LazyStore:
@@ -77,11 +91,70 @@ class LazyStore:
         return getattr(target, name)
 
 
+class StorePool:
+    """Up to `size` clients of one store (each with its own connection), one checked out per call.
+
+    Why: MetadataStore serialises its calls on one connection; with many requests in worker threads, every
+    MySQL request queued behind the slowest one. Clients are built on demand (none at import, none before
+    the first call); a call that finds all `size` busy waits at most `wait` seconds, then StoreUnavailable
+    (503): a pool exhausted by a hung server answers in bounded time too.
+    """
+
+    def __init__(self, build: Callable[[], Any], size: int, wait: float) -> None:
+        self._build = build
+        self._size = size
+        self._wait = wait
+        self._free: list[Any] = []
+        self._count = 0
+        self._cond = threading.Condition()
+
+    def _checkout(self) -> Any:
+        with self._cond:
+            deadline = time.monotonic() + self._wait
+            while not self._free and self._count >= self._size:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    from shared.vector_store import StoreUnavailable
+
+                    raise StoreUnavailable(
+                        f"all {self._size} MySQL connections stayed busy for {self._wait:g} s"
+                    )
+                self._cond.wait(left)
+            if self._free:
+                return self._free.pop()  # LIFO: the warmest connection
+            self._count += 1
+        try:
+            return self._build()
+        except BaseException:
+            with self._cond:
+                self._count -= 1
+                self._cond.notify()
+            raise
+
+    def _checkin(self, store: Any) -> None:
+        with self._cond:
+            self._free.append(store)
+            self._cond.notify()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            store = self._checkout()
+            try:
+                return getattr(store, name)(*args, **kwargs)
+            finally:
+                self._checkin(store)
+
+        return call
+
+
 def _handle(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
     with _clients_lock:
         handle = _clients.get(key)
         if handle is None:
-            handle = _clients[key] = LazyStore(build)
+            handle = _clients[key] = build()
         return handle
 
 
@@ -98,11 +171,19 @@ def _build_vectors(settings: Settings) -> Any:
 
 
 def _metadata_store(settings: Settings) -> MetadataReader:
-    return cast(MetadataReader, _handle(_metadata_key(settings), lambda: _build_metadata(settings)))
+    def pool() -> StorePool:
+        return StorePool(
+            lambda: _build_metadata(settings), settings.api_mysql_connections, settings.mysql_read_timeout
+        )
+
+    return cast(MetadataReader, _handle(_metadata_key(settings), pool))
 
 
 def _vector_store(settings: Settings) -> VectorReader:
-    return cast(VectorReader, _handle(_vectors_key(settings), lambda: _build_vectors(settings)))
+    # One MilvusClient serves concurrent calls (gRPC multiplexes them on one channel).
+    return cast(
+        VectorReader, _handle(_vectors_key(settings), lambda: LazyStore(lambda: _build_vectors(settings)))
+    )
 
 
 async def metadata_dep(settings: SettingsDep) -> MetadataReader:
@@ -113,7 +194,9 @@ async def vectors_dep(settings: SettingsDep) -> VectorReader:
     return _vector_store(settings)
 
 
-async def stores_or_errors_dep(settings: SettingsDep) -> tuple[MetadataReader | Exception, VectorReader | Exception]:
+async def stores_or_errors_dep(
+    settings: SettingsDep,
+) -> tuple[MetadataReader | Exception, VectorReader | Exception]:
     """For /health: both store handles (a store that cannot be built is reported by the check, not raised)."""
     return _metadata_store(settings), _vector_store(settings)
 
@@ -129,11 +212,19 @@ StoresOrErrorsDep = Annotated[
 class _CachedRun:
     owner: int  # id() of the metadata store it came from: a different store (test, new settings) misses
     run_id: str
+    recipe: Recipe  # how the run forms queries (stored with the run by the loader)
     expires: float  # ask MySQL again after this
     stale_until: float  # serve it without MySQL's confirmation until then (refresh in flight, MySQL down)
 
 
 _live: _CachedRun | None = None
+
+
+def recipe_of(record: RunInfo | None) -> Recipe:
+    metrics = getattr(record, "metrics", None) or {}
+    return Recipe.from_dict(metrics.get("recipe") if isinstance(metrics, dict) else None)
+
+
 _refresh_lock = threading.Lock()
 
 
@@ -164,6 +255,16 @@ class LiveRun:
         if self._run_id is None:
             self._run_id = self._resolve()
         return self._run_id
+
+    @property
+    def recipe(self) -> Recipe:
+        """The live run's query recipe (cached with the run id; runs without one get `recipe.LEGACY`)."""
+        run_id = self.run_id
+        cached = self._cached()
+        if cached is not None and cached.run_id == run_id:
+            return cached.recipe
+        record = self._meta.get_run(run_id)  # the cache moved on to another run meanwhile: ask for this one
+        return recipe_of(record)
 
     def _cached(self) -> _CachedRun | None:
         cached = _live
@@ -216,7 +317,9 @@ class LiveRun:
             # from the previous run's copy (they see `cached` as stale-but-valid and do not wait).
             LOCAL_INDEX.get(run_id, self._meta, self._vectors)
         now = time.monotonic()
-        _live = _CachedRun(id(self._meta), run_id, now + self._ttl, now + max(self._stale, self._ttl))
+        _live = _CachedRun(
+            id(self._meta), run_id, recipe_of(record), now + self._ttl, now + max(self._stale, self._ttl)
+        )
         return run_id
 
 
@@ -232,6 +335,17 @@ async def recommender_dep(live: LiveRunDep, meta: MetadataDep, vectors: VectorsD
 
 
 RecommenderDep = Annotated[Recommender, Depends(recommender_dep)]
+
+
+def answerable_from_memory(live: LiveRun) -> bool:
+    """True when the request needs no I/O at all: the live run id is cached and fresh and its in-memory
+    index is built. The run id is then pinned for the request, so nothing can trigger a MySQL refresh, and
+    the route may compute on the event loop (about a millisecond of numpy) instead of paying a thread hop."""
+    cached = live._cached()  # noqa: SLF001 - same module family
+    if cached is None or time.monotonic() >= cached.expires or not LOCAL_INDEX.has(cached.run_id):
+        return False
+    live._run_id = cached.run_id  # noqa: SLF001
+    return True
 
 
 def reset_caches() -> None:

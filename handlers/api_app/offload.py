@@ -36,8 +36,13 @@ def _ensure_threads() -> None:
         limiter.total_tokens = wanted
 
 
-async def run_blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """fn(*args, **kwargs) in a worker thread; Unavailable (503) when the request's deadline passes first."""
+async def run_blocking(fn: Callable[..., T], *args: Any, inline: bool = False, **kwargs: Any) -> T:
+    """fn(*args, **kwargs) in a worker thread; Unavailable (503) when the request's deadline passes first.
+
+    inline=True runs it on the event loop instead: only for work proven to need no I/O (see
+    deps.answerable_from_memory), where the thread hop would cost more than the work."""
+    if inline:
+        return fn(*args, **kwargs)
     deadline = current_deadline()
     budget = get_settings().api_request_timeout
     remaining = budget if deadline is None else deadline - time.monotonic()

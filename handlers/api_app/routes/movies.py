@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from handlers.api_app import catalogue
-from handlers.api_app.deps import LiveRunDep, MetadataDep, RecommenderDep
+from handlers.api_app.deps import LiveRunDep, MetadataDep, RecommenderDep, answerable_from_memory
 from handlers.api_app.offload import run_blocking
 from handlers.api_app.routes._responses import NOT_FOUND, STANDARD
 from shared.schemas import INT64_MAX, MAX_K, Movie, MovieList, Recommendations
@@ -36,5 +36,5 @@ async def get_movie(movie_id: MovieIdPath, live: LiveRunDep, meta: MetadataDep) 
 
 
 @router.get("/movies/{movie_id}/similar", response_model=Recommendations, responses=NOT_FOUND)
-async def similar(movie_id: MovieIdPath, rec: RecommenderDep, k: K = 10) -> Recommendations:
-    return await run_blocking(rec.similar, movie_id, k)
+async def similar(movie_id: MovieIdPath, rec: RecommenderDep, live: LiveRunDep, k: K = 10) -> Recommendations:
+    return await run_blocking(rec.similar, movie_id, k, inline=answerable_from_memory(live))

@@ -66,9 +66,10 @@ def test_mysql_going_down_after_a_good_answer(
 ) -> None:
     live = load_live(mysql_settings, make_run(str(tmp_path / "runs"), seed=3))
     assert call("GET", "/movies/1")[0] == 200
-    store = deps._metadata_store(get_settings())
-    store._kwargs["port"] = free_port()  # type: ignore[attr-defined]  # next reconnect goes nowhere
-    store._drop_conn()  # type: ignore[attr-defined]  # as if the server closed the connection
+    pool = deps._metadata_store(get_settings())
+    for store in pool._free:  # type: ignore[attr-defined]  # every pooled client
+        store._kwargs["port"] = free_port()  # next reconnect goes nowhere
+        store._drop_conn()  # as if the server closed the connection
     code, _, body = call("GET", "/users/1/recommendations")
     assert code == 503 and "unreachable" in body["detail"]
     assert live.run.run_id  # the run stayed loaded; only the connection is gone
