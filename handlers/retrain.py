@@ -136,6 +136,17 @@ def _max_minutes_default() -> float:
     return float(os.environ.get(MAX_MINUTES_ENV, DEFAULT_MAX_MINUTES))
 
 
+# Beyond the training budget a job loads data, builds the graph, runs inference and evaluation, writes the
+# run and pulls its image: this much on top of max_minutes before Batch may kill the attempt.
+JOB_OVERHEAD_SECONDS = 45 * 60
+
+
+def attempt_timeout_seconds(params: dict[str, str]) -> int:
+    """Batch attempt timeout for a job: its training budget plus JOB_OVERHEAD_SECONDS. Passed on every
+    SubmitJob, so a 24 h budget is never cut short by the job definition's default attempt timeout."""
+    return int(float(params["max_minutes"]) * 60) + JOB_OVERHEAD_SECONDS
+
+
 # ------------------------------------------------------------------------------------------ core
 def job_name_for(key: str) -> str:
     """Deterministic Batch job name for an idempotency key (Batch allows 128 chars [A-Za-z0-9_-])."""
@@ -185,6 +196,7 @@ def _submit_job(key: str, trigger: str, params: dict[str, str]) -> dict[str, Any
             jobQueue=s.training_job_queue,
             jobDefinition=s.training_job_definition,
             parameters=params,
+            timeout={"attemptDurationSeconds": attempt_timeout_seconds(params)},
             containerOverrides={
                 "environment": [
                     {"name": "RETRAIN_TRIGGER", "value": trigger},

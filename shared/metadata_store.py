@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.vector_store import StoreUnavailable
@@ -36,6 +37,7 @@ _STMT_BYTES = 2_000_000  # per multi-row INSERT (max_allowed_packet is 16 MB on 
 _DELETE_CHUNK = 50_000  # rows per DELETE statement (keeps transactions small)
 T = TypeVar("T")
 
+_ACCESS_DENIED = 1045  # ER_ACCESS_DENIED_ERROR: wrong (e.g. rotated) credentials
 # MySQL client error codes meaning "the connection is gone" (retry once after reconnecting).
 _CONN_LOST = {2003, 2006, 2013, 2055, 0}
 
@@ -132,6 +134,9 @@ def _escape_like(q: str) -> str:
 class MetadataStore:
     """Runs, movies and user histories in MySQL (see module docstring)."""
 
+    # Set by from_settings when credentials come from Secrets Manager: fetches them again (rotation).
+    _refresh_credentials: Callable[[], dict[str, Any]] | None = None
+
     def __init__(self, conn_kwargs: dict[str, Any]) -> None:
         self._kwargs = dict(conn_kwargs)
         self._conn: Any = None
@@ -146,7 +151,11 @@ class MetadataStore:
         kwargs.setdefault("connect_timeout", settings.mysql_connect_timeout)
         kwargs.setdefault("read_timeout", statement_timeout or settings.mysql_read_timeout)
         kwargs.setdefault("write_timeout", statement_timeout or settings.mysql_write_timeout)
-        return cls(kwargs)
+        store = cls(kwargs)
+        if settings.mysql_secret_arn:
+            # A rotated secret: the cached credentials get "access denied" (1045); fetch the secret again.
+            store._refresh_credentials = partial(settings.resolved_mysql, refresh=True)
+        return store
 
     def __repr__(self) -> str:  # never show the password
         k = self._kwargs
@@ -164,13 +173,24 @@ class MetadataStore:
             "write_timeout": 120,
             **self._kwargs,
         }
+        host = f"{kwargs.get('host')}:{kwargs.get('port')}/{kwargs.get('database')}"
         try:
-            return pymysql.connect(**kwargs)
+            try:
+                return pymysql.connect(**kwargs)
+            except pymysql.err.OperationalError as exc:
+                refresh = self._refresh_credentials
+                if not (exc.args and exc.args[0] == _ACCESS_DENIED and refresh is not None):
+                    raise
+                # Access denied with credentials from Secrets Manager: the secret may have been rotated
+                # since this container fetched it. Fetch it again and retry once.
+                self._kwargs.update(refresh())
+                return pymysql.connect(**{**kwargs, **self._kwargs})
         except pymysql.err.MySQLError as exc:
-            host = f"{kwargs.get('host')}:{kwargs.get('port')}/{kwargs.get('database')}"
             raise StoreUnavailable(
                 f"cannot connect to MySQL at {host}: {exc.args[-1] if exc.args else exc}"
             ) from exc
+        except RuntimeError as exc:  # pymysql: caching_sha2_password over plain TCP without `cryptography`
+            raise StoreUnavailable(f"cannot authenticate to MySQL at {host}: {exc}") from exc
 
     def _connection(self) -> Any:
         if self._conn is None:

@@ -321,3 +321,19 @@ def test_invalid_base64_body_is_400_and_submits_nothing(batch: dict[str, str], b
     resp = _invoke(event)
     assert resp["statusCode"] == 400 and "base64" in resp["body"]
     assert _jobs(batch["job_queue"]) == []
+
+
+@pytest.mark.parametrize("max_minutes", [12.5, 1440])
+def test_attempt_timeout_covers_the_training_budget(batch: dict[str, str], max_minutes: float) -> None:
+    """The job definition's attempt timeout (template: 21,600 s) is shorter than the largest budget the
+    API accepts (1,440 min): every SubmitJob carries its own timeout = budget + overhead."""
+    from handlers import retrain
+
+    resp = _post({"max_minutes": max_minutes}, key=f"timeout-{max_minutes}")
+    assert resp["statusCode"] == 202, resp
+    (job,) = _jobs(batch["job_queue"])
+    seconds = job["timeout"]["attemptDurationSeconds"]
+    assert seconds == int(max_minutes * 60) + retrain.JOB_OVERHEAD_SECONDS
+    assert seconds > max_minutes * 60
+    if max_minutes == 1440:
+        assert seconds > 21_600
