@@ -97,7 +97,7 @@ class Settings(BaseSettings):
         description="While MySQL cannot be asked, keep serving the last known live run for this long.",
     )
     api_request_timeout: float = Field(
-        default=4.0, gt=0, description="Per-request deadline (s): a store that has not answered by then -> 503."
+        default=3.5, gt=0, description="Per-request deadline (s): a store that has not answered by then -> 503."
     )
     api_max_body_bytes: int = Field(default=65536, gt=0, description="Largest request body accepted (413 above).")
     api_store_threads: int = Field(default=64, gt=0, description="Worker threads for blocking store calls.")

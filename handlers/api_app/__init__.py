@@ -1,8 +1,9 @@
 """The recommendation API as a FastAPI app; `handlers/api.py` wraps it for Lambda with Mangum.
 
 Middleware order (outermost first): RequestIdMiddleware (id, deadline clock, access log) -> HEAD as GET ->
-CORS (JSON refusals) -> body-size limit (413) -> CatchAllMiddleware (no 500s) -> FastAPI's own exception
-handling -> routes (store work in worker threads, bounded by the deadline: offload.py).
+CORS (JSON refusals) -> CatchAllMiddleware (no 500s) -> FastAPI's own exception handling and body limit
+(max_body_size: 413 before a huge body is read) -> routes (store work in worker threads within the
+request deadline: offload.py).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from fastapi import FastAPI
 
 from handlers.api_app.errors import register_error_handlers
 from handlers.api_app.middleware import (
-    BodyLimitMiddleware,
     CatchAllMiddleware,
     HeadAsGetMiddleware,
     JsonCORSMiddleware,
@@ -29,12 +29,17 @@ Every answer names the `run_id` of the live model. Errors are JSON `{"detail": .
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="graphrec", version="1.0.0", description=DESCRIPTION, redoc_url=None)
+    app = FastAPI(
+        title="graphrec",
+        version="1.0.0",
+        description=DESCRIPTION,
+        redoc_url=None,
+        max_body_size=settings.api_max_body_bytes,  # 413 before a huge body is read (Starlette's limiter)
+    )
     register_error_handlers(app)
     for router in ALL:
         app.include_router(router)
     app.add_middleware(CatchAllMiddleware)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(
         JsonCORSMiddleware,
         allow_origins=settings.cors_origin_list,

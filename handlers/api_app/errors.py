@@ -103,12 +103,15 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, detail, errors=compact)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code if exc.status_code < 500 else 503
     detail = exc.detail if isinstance(exc.detail, str) else "request failed"
     if status == 400:  # FastAPI's "error parsing the body" (e.g. not UTF-8): same class as invalid JSON
         status, detail = 422, "Invalid request - the body is not readable JSON (send UTF-8 JSON)."
+    if status == 413:  # FastAPI's max_body_size (Starlette's limiter): say what the limit is
+        limit = request.scope.get("starlette.max_body_size")
+        detail = f"The request body is larger than {limit} bytes; send fewer ids." if limit else detail
     response = error_response(status, detail)
     for key, value in (exc.headers or {}).items():
         response.headers[key] = value

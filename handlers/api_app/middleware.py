@@ -1,5 +1,5 @@
 """Pure-ASGI middleware: request ids, deadline + access log (outermost), HEAD, CORS with JSON refusals,
-the request-body limit, and the catch-all error guard (innermost).
+and the catch-all error guard (innermost). The body-size limit is FastAPI's own `max_body_size`.
 
 Why pure ASGI rather than `@app.middleware("http")`: BaseHTTPMiddleware adds a task and a memory stream per
 request, which shows in p50 latency on a 128-MB Lambda. Why a catch-all *middleware* and not an
@@ -16,7 +16,6 @@ import uuid
 from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -127,45 +126,6 @@ class JsonCORSMiddleware(CORSMiddleware):
             if key.lower() not in ("content-type", "content-length"):
                 json_response.headers[key] = value
         return json_response
-
-
-class BodyTooLarge(HTTPException):
-    """Raised from receive(): FastAPI re-raises HTTPExceptions from body reading, so this becomes a 413."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"The request body is larger than {limit} bytes; send fewer ids.")
-
-
-class BodyLimitMiddleware:
-    """Refuses bodies over `max_bytes` with a JSON 413, without reading them whole first: a declared
-    content-length over the limit is refused before any byte is read, a streamed body as soon as it
-    passes the limit."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.strip().isdigit() and int(declared) > self.max_bytes:
-            exc = BodyTooLarge(self.max_bytes)
-            await error_response(413, str(exc.detail))(scope, receive, send)
-            return
-        seen = 0
-
-        async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
-            return message
-
-        await self.app(scope, limited_receive, send)
 
 
 class CatchAllMiddleware:
