@@ -659,7 +659,7 @@ def _load_locked(
                     status="loading",
                     dim=v.manifest.dim,
                     counts=v.manifest.counts.model_dump(),
-                    metrics=v.manifest.metrics,
+                    metrics={**v.manifest.metrics, "recipe": v.manifest.recipe},
                     manifest_uri=manifest_uri,
                 ),
             )
@@ -675,6 +675,7 @@ def _load_locked(
             )
         res.counts = _verify_counts(v, meta, vectors)
         metrics = dict(v.manifest.metrics)
+        metrics["recipe"] = v.manifest.recipe  # the API forms queries with it (shared/recipe.py)
         metrics["load"] = {
             "seconds": res.seconds,
             "vectors_per_s": round(v.n_embeddings / res.seconds["milvus"], 1)

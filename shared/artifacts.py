@@ -71,6 +71,9 @@ class Manifest(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     source: dict[str, Any] = Field(default_factory=dict)
     config: dict[str, Any] = Field(default_factory=dict)
+    # How the API forms a query from a user's movies (shared/recipe.py), chosen on validation by the
+    # training job. Empty in runs written before recipes existed: the API then uses recipe.LEGACY.
+    recipe: dict[str, Any] = Field(default_factory=dict)
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -131,6 +134,7 @@ class RunWriter:
         metrics: dict[str, Any] | None = None,
         source: dict[str, Any] | None = None,
         config: dict[str, Any] | None = None,
+        recipe: dict[str, Any] | None = None,
     ) -> Manifest:
         missing = [f for f in REQUIRED_FILES if f not in self.files]
         if missing:
@@ -144,6 +148,7 @@ class RunWriter:
             metrics=metrics or {},
             source=source or {},
             config=config or {},
+            recipe=recipe or {},
         )
         objectstore.write_bytes(self.uri(MANIFEST), manifest.model_dump_json(indent=2).encode())
         return manifest

@@ -2,6 +2,7 @@
 
     python -m training_job train --data SRC --output URI [--max-minutes 5 --device cpu ...]
     python -m training_job synthetic --help     # MovieLens-shaped synthetic data for tests/benchmarks
+    python -m training_job evaluate --help      # HR@10 of what a deployment serves on held-out rows
 
 `train` is the Docker image's ENTRYPOINT (python -m training_job train).
 """
@@ -13,7 +14,7 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from training_job import synthetic, train
+    from training_job import score_served, synthetic, train
 
     parser = argparse.ArgumentParser(
         prog="python -m training_job",
@@ -38,6 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     synthetic.add_arguments(p_syn)
     p_syn.set_defaults(func=synthetic.run)
+    p_eval = sub.add_parser(
+        "evaluate",
+        help="score what a deployment (or a run) serves on held-out (user_id, movie_id) rows",
+        description=score_served.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    score_served.add_arguments(p_eval)
+    p_eval.set_defaults(func=score_served.main)
     return parser
 
 

@@ -148,6 +148,7 @@ class ItemPairSampler:
         window: int = 0,
         seed: int = 0,
         num_hard: int = 0,
+        negative_power: float = 0.0,
     ) -> None:
         self.num_items = num_items
         self.num_negatives = num_negatives
@@ -166,6 +167,14 @@ class ItemPairSampler:
         self.eligible = np.flatnonzero(self.length >= 2)  # edges whose user has another item
         if len(self.eligible) == 0:
             raise ValueError("no user has two training ratings: cannot form co-interaction pairs")
+        # "Uniform" negatives drawn with probability ~ count**power (0 = uniform over the catalogue; 0.75 =
+        # word2vec's smoothing): popular movies are then pushed away as often as they appear as positives.
+        counts_i = np.bincount(train.item, minlength=num_items).astype(np.float64) + 1.0
+        self.neg_cdf = np.cumsum(counts_i**negative_power) / np.sum(counts_i**negative_power)
+
+    def _negatives(self, shape: tuple[int, int]) -> np.ndarray:
+        idx = np.searchsorted(self.neg_cdf, self.rng.random(shape), side="right")
+        return np.minimum(idx, self.num_items - 1)
 
     @property
     def negatives_per_pair(self) -> int:
@@ -195,15 +204,40 @@ class ItemPairSampler:
         q = np.where(q == p, np.where(p + 1 < length, p + 1, p - 1), q)
         heads = self.items[e]
         tails = self.items[start + q]
-        negs = self.rng.integers(0, self.num_items, (batch_size, self.num_negatives))
+        negs = self._negatives((batch_size, self.num_negatives))
         if self.num_hard > 0:
             negs = np.concatenate([negs, self._hard(heads, tails, table)], axis=1)
         return torch.from_numpy(heads), torch.from_numpy(tails), torch.from_numpy(negs)
 
+    def sample_sequences(
+        self, batch_size: int, context: int, decay: float, table: NeighbourTable | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """contexts (B, L), context weights (B, L), targets (B,), negatives (B, K + H) — the served question.
+
+        The target is a random TRAIN rating that has at least one earlier rating of the same user; the
+        context is up to `context` ratings before it, the i-th latest weighted decay**i (padding: weight 0),
+        i.e. the query a recipe (shared/recipe.py) builds from a history. Training the tower so that this
+        weighted mean ranks the next movie first aligns the loss with what is served.
+        """
+        e = self.eligible[self.rng.integers(0, len(self.eligible), batch_size)]  # (B,)
+        p = e - self.start[e]
+        e = np.where(p == 0, e + 1, e)  # the first rating of a user has no context: take the next one
+        p = e - self.start[e]
+        lag = np.arange(1, context + 1)  # (L,) 1 = the rating just before the target
+        pos = p[:, None] - lag[None, :]  # (B, L)
+        valid = pos >= 0
+        ctx = self.items[np.where(valid, (self.start[e])[:, None] + pos, e[:, None])]  # (B, L)
+        w = np.where(valid, decay ** (lag[None, :] - 1), 0.0).astype(np.float32)  # (B, L)
+        targets = self.items[e]
+        negs = self._negatives((batch_size, self.num_negatives))
+        if self.num_hard > 0:
+            negs = np.concatenate([negs, self._hard(ctx[:, 0], targets, table)], axis=1)
+        return torch.from_numpy(ctx), torch.from_numpy(w), torch.from_numpy(targets), torch.from_numpy(negs)
+
     def _hard(self, heads: np.ndarray, tails: np.ndarray, table: NeighbourTable | None) -> np.ndarray:
         """(B, H) two-hop importance neighbours of the heads; uniform where none (or it is the head/tail)."""
         b, h = len(heads), self.num_hard
-        uniform = self.rng.integers(0, self.num_items, (b, h))
+        uniform = self._negatives((b, h))
         if table is None:
             return uniform
         nbr, weight = table.nbr.numpy(), table.weight.numpy()

@@ -29,18 +29,11 @@ import numpy as np
 from tqdm import tqdm
 
 from shared.log import get_logger
+from training_job.synthetic_files import AGE_P as _AGE_P
+from training_job.synthetic_files import AGES, GENRES, RatingsTable, write_movielens
+from training_job.synthetic_files import GENRE_WEIGHT as _GENRE_WEIGHT
 
 log = get_logger("training_job.synthetic")
-
-from training_job.synthetic_files import (  # noqa: E402
-    AGE_P as _AGE_P,
-    AGES,
-    GENRE_WEIGHT as _GENRE_WEIGHT,
-    GENRES,
-    RatingsTable,
-    format_title,
-    write_movielens,
-)
 
 T_START = 956_703_932  # first and last ML-1M timestamps (2000-04-25 .. 2003-02-28)
 T_END = 1_046_454_590

@@ -29,6 +29,7 @@ import dataclasses
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,8 @@ import torch
 from tqdm import tqdm
 
 from shared.log import get_logger
-from training_job.baselines import cosine_item_similarity, item_knn_scorer, popularity_scorer
+from shared.recipe import ExactIndex
+from training_job.baselines import cosine_item_similarity, ease_similarity, item_knn_scorer, popularity_scorer
 from training_job.evaluate import (
     QueryRule,
     embedding_scorer,
@@ -46,10 +48,11 @@ from training_job.evaluate import (
     seen_matrix,
     select_query,
 )
-from training_job.graph import GraphData, Interactions, build
+from training_job.graph import GraphData, Interactions, build, build_graph
 from training_job.inference import layerwise_embeddings
-from training_job.model import MaxMarginLoss, PinSage
+from training_job.model import MaxMarginLoss, PinSage, l2_normalise
 from training_job.sampler import ItemPairSampler, NeighbourSampler, NeighbourTable, make_blocks
+from training_job.served_eval import select_recipe, served_metrics, targets_for
 
 log = get_logger("training_job.train")
 
@@ -84,6 +87,13 @@ class TrainConfig:
     num_negatives: int = 5
     hard_negatives: int = 5
     pair_window: int = 1
+    objective: str = "pairs"
+    context_length: int = 10
+    context_decay: float = 0.9
+    negative_power: float = 0.0
+    patience: int = 0
+    refit_epochs: int = 0
+    refit_max_minutes: float = 10.0
     num_neighbors: int = 10
     num_random_walks: int = 20
     num_traversals: int = 2
@@ -108,6 +118,8 @@ class FitResult:
     timings: dict[str, float] = field(default_factory=dict)
     pairs_per_second: float = 0.0
     stopped_by_time: bool = False
+    optimizer: torch.optim.Optimizer | None = None
+    published: np.ndarray | None = None  # refit embeddings when --refit-epochs > 0, else None
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -132,7 +144,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     tr.add_argument("--margin", type=float, default=d.margin, help="max-margin loss margin on cosine scores (default: %(default)s)")
     tr.add_argument("--num-negatives", type=int, default=d.num_negatives, help="uniform random negatives per positive pair (default: %(default)s)")
     tr.add_argument("--hard-negatives", type=int, default=d.hard_negatives, help="extra hard negatives per pair: two importance-hops from the head (default: %(default)s)")
-    tr.add_argument("--pair-window", type=int, default=d.pair_window, help="positive = item within this many positions of the head in a user's history; 0 = any co-watched item (default: %(default)s)")
+    tr.add_argument("--pair-window", type=int, default=d.pair_window, help="objective 'pairs': positive = item within this many positions of the head in a user's history; 0 = any co-watched item (default: %(default)s)")
+    tr.add_argument("--objective", choices=["pairs", "sequence"], default=d.objective, help="pairs = (movie, co-watched movie) as in the PinSage paper; sequence = (recency-weighted mean of a user's previous movies, next movie): the question the API answers (default: %(default)s)")
+    tr.add_argument("--context-length", type=int, default=d.context_length, help="objective 'sequence': previous movies in the query (default: %(default)s)")
+    tr.add_argument("--context-decay", type=float, default=d.context_decay, help="objective 'sequence': weight decay per step back in time (default: %(default)s)")
+    tr.add_argument("--negative-power", type=float, default=d.negative_power, help="easy negatives drawn with probability ~ count**power; 0 = uniform, 0.75 = word2vec-style (default: %(default)s)")
+    tr.add_argument("--refit-epochs", type=int, default=d.refit_epochs, help="after choosing epoch and recipe on validation, continue the model on ALL interactions for this many epochs and publish those embeddings; 0 = publish the validated model as is (default: %(default)s)")
+    tr.add_argument("--refit-max-minutes", type=float, default=d.refit_max_minutes, help="time budget of the refit (default: %(default)s)")
+    tr.add_argument("--patience", type=int, default=d.patience, help="stop after this many epochs without a better validation HR@10; 0 = never (default: %(default)s)")
     mo = p.add_argument_group("model")
     mo.add_argument("--dim", type=int, default=d.dim, help="embedding size (default: %(default)s)")
     mo.add_argument("--num-layers", type=int, default=d.num_layers, help="PinSage convolutions (default: %(default)s)")
@@ -170,8 +189,11 @@ def set_threads(threads: int) -> int:
     fork/join costs more than it saves, and on a busy 2-core machine spinning OpenMP workers collapse
     throughput (measured ~25,000 pairs/s with 1 thread vs ~1,700 with 2 while other jobs ran).
     """
+    from threadpoolctl import threadpool_limits
+
     n = threads or os.cpu_count() or 1
     torch.set_num_threads(n)
+    threadpool_limits(limits=n, user_api="blas")  # numpy's BLAS too: the served evaluation is small mat-vecs
     return n
 
 
@@ -198,6 +220,78 @@ def val_metrics(
     return best
 
 
+class EpochRunner:
+    """Optimiser steps over one interaction set: training-pair sampling, neighbourhoods, loss, Adam.
+
+    Used twice: for the split (train edges only, validated after every epoch) and for the optional refit
+    on every interaction (same model and optimiser, new graph and samplers).
+    """
+
+    def __init__(self, model: PinSage, opt: torch.optim.Optimizer, graph: Any, inter: Interactions, num_items: int, cfg: TrainConfig) -> None:
+        self.model, self.opt, self.cfg, self.num_items = model, opt, cfg, num_items
+        self.device = torch.device(cfg.device)
+        self.loss_fn = MaxMarginLoss(cfg.margin)
+        self.pairs = ItemPairSampler(
+            inter,
+            num_items,
+            cfg.num_negatives,
+            cfg.pair_window,
+            seed=cfg.seed,
+            num_hard=cfg.hard_negatives,
+            negative_power=cfg.negative_power,
+        )
+        self.sampler = NeighbourSampler(
+            graph, cfg.num_neighbors, cfg.num_random_walks, cfg.num_traversals, cfg.termination_prob
+        )
+        self.table: NeighbourTable | None = None
+        self.step = 0
+        self.pairs_done = 0
+
+    def batch_loss(self) -> torch.Tensor:
+        cfg, b = self.cfg, self.cfg.batch_size
+        if self.table is None or self.step % cfg.refresh_every == 0:
+            self.table = self.sampler.table()
+        if cfg.objective == "sequence":
+            ctx, ctx_w, tails, negs = self.pairs.sample_sequences(b, cfg.context_length, cfg.context_decay, self.table)
+            heads = ctx.reshape(-1)  # (B * L,)
+        else:
+            heads, tails, negs = self.pairs.sample(b, self.table)  # (B,), (B,), (B, K)
+        n_head, k_neg = len(heads), negs.shape[1]
+        seeds, inverse = torch.unique(torch.cat([heads, tails, negs.reshape(-1)]), return_inverse=True)
+        blocks = make_blocks(seeds, self.table, cfg.num_layers, self.num_items)
+        emb = self.model(
+            blocks[0].src_nodes.to(self.device),
+            [blk.nbr.to(self.device) for blk in blocks],
+            [blk.weight.to(self.device) for blk in blocks],
+        )  # (S, D)
+        inv = inverse.to(self.device)
+        query = emb[inv[:n_head]]  # (B, D) or (B * L, D)
+        if cfg.objective == "sequence":
+            w = ctx_w.to(self.device).unsqueeze(-1)  # (B, L, 1)
+            query = l2_normalise((query.view(b, cfg.context_length, -1) * w).sum(1))  # (B, D)
+        pos = emb[inv[n_head : n_head + b]]  # (B, D)
+        return self.loss_fn(query, pos, emb[inv[n_head + b :]].view(b, k_neg, -1))
+
+    def epoch(self, desc: str, deadline: float) -> tuple[list[float], bool]:
+        """One epoch of optimiser steps; returns the losses and whether the deadline cut it short."""
+        self.model.train()
+        losses: list[float] = []
+        bar = tqdm(range(self.cfg.batches_per_epoch), desc=desc, disable=not self.cfg.progress, leave=False)
+        for _ in bar:
+            loss = self.batch_loss()
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            losses.append(float(loss))
+            self.pairs_done += self.cfg.batch_size
+            self.step += 1
+            if self.cfg.progress:
+                bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            if time.monotonic() > deadline:
+                return losses, True
+        return losses, False
+
+
 def fit(gd: GraphData, cfg: TrainConfig) -> FitResult:
     """Train with validation after each epoch; return the best epoch's model and embeddings."""
     seed_everything(cfg.seed)
@@ -205,14 +299,7 @@ def fit(gd: GraphData, cfg: TrainConfig) -> FitResult:
     t0 = time.perf_counter()
     model = PinSage(gd.features, cfg.dim, cfg.num_layers, cfg.dropout, not cfg.no_id_embedding).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    loss_fn = MaxMarginLoss(cfg.margin)
-    pairs = ItemPairSampler(
-        gd.train, gd.num_items, cfg.num_negatives, cfg.pair_window, seed=cfg.seed, num_hard=cfg.hard_negatives
-    )
-    k_neg = pairs.negatives_per_pair
-    train_sampler = NeighbourSampler(
-        gd.graph, cfg.num_neighbors, cfg.num_random_walks, cfg.num_traversals, cfg.termination_prob
-    )
+    runner = EpochRunner(model, opt, gd.graph, gd.train, gd.num_items, cfg)
     infer_table = NeighbourSampler(
         gd.graph, cfg.num_neighbors, cfg.infer_random_walks, cfg.num_traversals, cfg.termination_prob
     ).table()
@@ -220,41 +307,13 @@ def fit(gd: GraphData, cfg: TrainConfig) -> FitResult:
 
     deadline = time.monotonic() + cfg.max_minutes * 60.0
     curve: list[dict[str, float]] = []
-    best_hr, best_epoch, best_state = -1.0, -1, copy.deepcopy(model.state_dict())
-    train_seconds, eval_seconds, pairs_done = 0.0, 0.0, 0
+    best_hr, best_epoch = -1.0, -1
+    best_state = {"model": copy.deepcopy(model.state_dict()), "opt": copy.deepcopy(opt.state_dict())}
+    train_seconds, eval_seconds = 0.0, 0.0
     stopped = False
-    table: NeighbourTable | None = None
-    step = 0
     for epoch in range(cfg.epochs):
-        model.train()
         t_epoch = time.perf_counter()
-        losses: list[float] = []
-        bar = tqdm(range(cfg.batches_per_epoch), desc=f"epoch {epoch}", disable=not cfg.progress, leave=False)
-        for _ in bar:
-            if table is None or step % cfg.refresh_every == 0:
-                table = train_sampler.table()
-            heads, tails, negs = pairs.sample(cfg.batch_size, table)  # (B,), (B,), (B, K)
-            seeds, inverse = torch.unique(torch.cat([heads, tails, negs.reshape(-1)]), return_inverse=True)
-            blocks = make_blocks(seeds, table, cfg.num_layers, gd.num_items)
-            emb = model(
-                blocks[0].src_nodes.to(device),
-                [b.nbr.to(device) for b in blocks],
-                [b.weight.to(device) for b in blocks],
-            )  # (S, D)
-            b = cfg.batch_size
-            inv = inverse.to(device)
-            loss = loss_fn(emb[inv[:b]], emb[inv[b : 2 * b]], emb[inv[2 * b :]].view(b, k_neg, -1))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss))
-            pairs_done += b
-            step += 1
-            if cfg.progress:
-                bar.set_postfix(loss=f"{losses[-1]:.4f}")
-            if time.monotonic() > deadline:
-                stopped = True
-                break
+        losses, stopped = runner.epoch(f"epoch {epoch}", deadline)
         train_seconds += time.perf_counter() - t_epoch
         t_eval = time.perf_counter()
         emb_all = layerwise_embeddings(model, infer_table, device=device)
@@ -272,11 +331,16 @@ def fit(gd: GraphData, cfg: TrainConfig) -> FitResult:
         curve.append(point)
         log.info("epoch done", extra=point)
         if vm["hr@10"] > best_hr:
-            best_hr, best_epoch, best_state = vm["hr@10"], epoch, copy.deepcopy(model.state_dict())
+            best_hr, best_epoch = vm["hr@10"], epoch
+            best_state = {"model": copy.deepcopy(model.state_dict()), "opt": copy.deepcopy(opt.state_dict())}
+        if cfg.patience and epoch - best_epoch >= cfg.patience:
+            log.info("validation stopped improving", extra={"patience": cfg.patience, "epoch": epoch})
+            break
         if stopped:
             log.info("time budget reached", extra={"max_minutes": cfg.max_minutes, "epoch": epoch})
             break
-    model.load_state_dict(best_state)
+    model.load_state_dict(best_state["model"])
+    opt.load_state_dict(best_state["opt"])
     t_inf = time.perf_counter()
     embeddings = layerwise_embeddings(model, infer_table, device=device)
     timings.update(
@@ -293,9 +357,46 @@ def fit(gd: GraphData, cfg: TrainConfig) -> FitResult:
         best_epoch=best_epoch,
         infer_table=infer_table,
         timings=timings,
-        pairs_per_second=pairs_done / train_seconds if train_seconds > 0 else 0.0,
+        pairs_per_second=runner.pairs_done / train_seconds if train_seconds > 0 else 0.0,
         stopped_by_time=stopped,
+        optimizer=opt,
     )
+
+
+def refit(gd: GraphData, fr: FitResult, cfg: TrainConfig) -> tuple[np.ndarray, dict[str, Any]]:
+    """Continue the chosen model on EVERY interaction for `cfg.refit_epochs` epochs; return its embeddings.
+
+    Why: the split model never sees each user's two latest ratings - the most telling ones for what they
+    will do next. The epochs and the recipe were chosen on validation; the refit only adds data. Its
+    neighbourhoods come from the full graph too. There is no held-out data left to validate the refit
+    itself: the reported test metrics are those of the split model (see metrics.json "refit").
+    """
+    t0 = time.perf_counter()
+    graph = build_graph(gd.all, gd.num_users, gd.num_items)
+    assert fr.optimizer is not None
+    runner = EpochRunner(fr.model, fr.optimizer, graph, gd.all, gd.num_items, cfg)
+    deadline = time.monotonic() + max(cfg.refit_max_minutes, 0.0) * 60.0
+    losses: list[float] = []
+    epochs = 0
+    for epoch in range(cfg.refit_epochs):
+        done, stopped = runner.epoch(f"refit {epoch}", deadline)
+        losses += done
+        epochs += 1
+        if stopped:
+            break
+    table = NeighbourSampler(
+        graph, cfg.num_neighbors, cfg.infer_random_walks, cfg.num_traversals, cfg.termination_prob
+    ).table()
+    emb = layerwise_embeddings(fr.model, table, device=torch.device(cfg.device))
+    info = {
+        "epochs": epochs,
+        "interactions": len(gd.all),
+        "final_loss": float(np.mean(losses[-cfg.batches_per_epoch :])) if losses else None,
+        "seconds": time.perf_counter() - t0,
+        "note": "published embeddings = the validated model continued on all interactions; test metrics are the split model's",
+    }
+    log.info("refit done", extra=info)
+    return emb, info
 
 
 def concat(a: Interactions, b: Interactions) -> Interactions:
@@ -308,31 +409,59 @@ def concat(a: Interactions, b: Interactions) -> Interactions:
     )
 
 
+def genre_agreement(sim: np.ndarray, genres: torch.Tensor, k: int = 10) -> float:
+    """Share of each movie's top-k most similar movies that share at least one genre with it (mean).
+
+    Shows taste coherence of "similar movies" lists beside HR: (N, N) similarities, (N, G) multi-hot genres.
+    """
+    s = np.array(sim, dtype=np.float32, copy=True)  # (N, N)
+    np.fill_diagonal(s, -np.inf)
+    top = np.argpartition(-s, k - 1, axis=1)[:, :k]  # (N, k)
+    g = genres.numpy() > 0  # (N, G)
+    shared = (g[top] & g[:, None, :]).any(-1)  # (N, k)
+    return float(shared.mean())
+
+
 def evaluate_all(gd: GraphData, embeddings: np.ndarray) -> dict[str, Any]:
-    """Test metrics of PinSage, popularity and item-kNN; query rules chosen on validation."""
+    """Test metrics of PinSage AS SERVED (recipe chosen on validation) and of the baselines.
+
+    PinSage runs through `served_eval` = the API's query and ranking code, so its numbers are what the API
+    serves for these users. The baselines (popularity, item-kNN, EASE) are scored with the vectorised
+    scorer and their own query rules chosen on validation, on the same split and exclusions.
+    """
     nu, ni = gd.num_users, gd.num_items
     seen_val = seen_matrix(gd.train, nu, ni)
     test_hist = concat(gd.train, gd.val)
     seen_test = seen_matrix(test_hist, nu, ni)
-    sim = cosine_item_similarity(gd.train, nu, ni)
+    index = ExactIndex(gd.movie_ids, embeddings)
+    val_t = targets_for(gd.train, gd.val, gd.user_ids, gd.movie_ids)
+    test_t = targets_for(test_hist, gd.test, gd.user_ids, gd.movie_ids)
+    recipe, recipe_grid = select_recipe(index, val_t)
+    pinsage_test, _ = served_metrics(index, recipe, test_t)
 
-    def pinsage_on(history: Interactions):  # type: ignore[no-untyped-def]
-        return lambda rule: embedding_scorer(embeddings, history_weights(history, nu, ni, rule))
+    test = {"pinsage": pinsage_test, "popularity": rank_metrics(popularity_scorer(gd.train, ni), gd.test, seen_test, ni)}
+    rules: dict[str, Any] = {}
+    grids: dict[str, Any] = {"pinsage": recipe_grid}
+    sims = {"item_knn": cosine_item_similarity(gd.train, nu, ni), "ease": ease_similarity(gd.train, nu, ni)}
+    for name, sim in sims.items():
 
-    def knn_on(history: Interactions):  # type: ignore[no-untyped-def]
-        return lambda rule: item_knn_scorer(sim, history_weights(history, nu, ni, rule))
+        def on(history: Interactions, sim: torch.Tensor = sim) -> Callable[[QueryRule], Any]:
+            return lambda rule: item_knn_scorer(sim, history_weights(history, nu, ni, rule))
 
-    ps_rule, ps_grid = select_query(pinsage_on(gd.train), gd.val, seen_val, ni)
-    knn_rule, knn_grid = select_query(knn_on(gd.train), gd.val, seen_val, ni)
-    test = {
-        "pinsage": rank_metrics(pinsage_on(test_hist)(ps_rule), gd.test, seen_test, ni),
-        "item_knn": rank_metrics(knn_on(test_hist)(knn_rule), gd.test, seen_test, ni),
-        "popularity": rank_metrics(popularity_scorer(gd.train, ni), gd.test, seen_test, ni),
+        chosen, grids[name] = select_query(on(gd.train), gd.val, seen_val, ni)
+        rules[name] = chosen.to_dict()
+        test[name] = rank_metrics(on(test_hist)(chosen), gd.test, seen_test, ni)
+    emb = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32))
+    agreement = {
+        "pinsage": genre_agreement((emb @ emb.T).numpy(), gd.features.genres),
+        "item_knn": genre_agreement(sims["item_knn"].numpy(), gd.features.genres),
     }
     return {
         "test": test,
-        "query_rule": {"pinsage": ps_rule.to_dict(), "item_knn": knn_rule.to_dict()},
-        "validation_query_grid": {"pinsage": ps_grid, "item_knn": knn_grid},
+        "recipe": recipe.to_dict(),
+        "query_rule": {"pinsage": recipe.to_dict(), **rules},
+        "validation_query_grid": grids,
+        "similar_genre_agreement@10": agreement,
     }
 
 
@@ -348,6 +477,9 @@ def train_on(data: Any, cfg: TrainConfig) -> tuple[GraphData, FitResult, dict[st
     t1 = time.perf_counter()
     ev = evaluate_all(gd, fr.embeddings)
     eval_s = time.perf_counter() - t1
+    refit_info: dict[str, Any] = {"epochs": 0, "note": "published embeddings = the validated model"}
+    if cfg.refit_epochs > 0:
+        fr.published, refit_info = refit(gd, fr, cfg)
     report: Any = getattr(data, "report", None)
     rejected = report.to_dict() if hasattr(report, "to_dict") else (dict(report) if report else {})
     metrics = {
@@ -361,6 +493,7 @@ def train_on(data: Any, cfg: TrainConfig) -> tuple[GraphData, FitResult, dict[st
             "curve_query_rules": [r.to_dict() for r in CURVE_QUERIES],
         },
         **ev,
+        "refit": refit_info,
         "timings": {"graph_s": graph_s, **fr.timings, "evaluation_s": eval_s},
     }
     log.info("test metrics", extra={k: v["hr@10"] for k, v in ev["test"].items()})

@@ -66,7 +66,8 @@ def user_histories(gd: Any) -> tuple[list[int], list[list[int]]]:
 def write_run(cfg: Any, data: Any, gd: Any, fr: Any, metrics: dict[str, Any]) -> str:
     """Write every run file then the manifest; returns the run URI."""
     writer = artifacts.RunWriter(cfg.output, cfg.run_id)
-    emb = np.ascontiguousarray(fr.embeddings, dtype=np.float32)  # (N, D) unit vectors
+    published = fr.published if getattr(fr, "published", None) is not None else fr.embeddings
+    emb = np.ascontiguousarray(published, dtype=np.float32)  # (N, D) unit vectors
     writer.write_table(artifacts.EMBEDDINGS, artifacts.embeddings_table(gd.movie_ids, emb))
     movies = data.movies.reset_index(drop=True)
     writer.write_table(
@@ -92,7 +93,8 @@ def write_run(cfg: Any, data: Any, gd: Any, fr: Any, metrics: dict[str, Any]) ->
         "item_knn_hr@10": test["item_knn"]["hr@10"],
         "popularity_hr@10": test["popularity"]["hr@10"],
         "best_epoch": metrics["training"]["best_epoch"],
-        "query_rule": metrics["query_rule"]["pinsage"],
+        "ease_hr@10": test["ease"]["hr@10"],
+        "recipe": metrics["recipe"],
     }
     source = dict(getattr(data, "source", {}) or {})
     writer.finish(
@@ -103,5 +105,6 @@ def write_run(cfg: Any, data: Any, gd: Any, fr: Any, metrics: dict[str, Any]) ->
         metrics=summary,
         source=source,
         config=config,
+        recipe=metrics["recipe"],
     )
     return writer.run_uri

@@ -21,6 +21,7 @@ import numpy as np
 
 from handlers.api_app.stores import MetadataReader, VectorReader
 from shared.log import get_logger
+from shared.recipe import ExactIndex
 
 logger = get_logger("graphrec.api")
 
@@ -42,6 +43,7 @@ class LocalIndex:
     row: dict[int, int]
     movies: dict[int, Any]
     genre_masks: dict[str, np.ndarray]  # genre -> (n,) bool
+    exact: ExactIndex  # the same ids and matrix, searched the way the training job evaluates
 
     def ping(self) -> None:
         """In memory: always reachable (VectorReader protocol)."""
@@ -64,27 +66,20 @@ class LocalIndex:
         exclude_ids: Sequence[int] = (),
         genres: Sequence[str] | None = None,
     ) -> list[list[tuple[int, float]]]:
-        """Exact top-k by inner product, same contract as VectorStore.search."""
-        allowed = np.ones(len(self.ids), dtype=bool)  # (n,)
+        """Exact top-k by inner product, same contract as VectorStore.search.
+
+        Runs `shared.recipe.ExactIndex.search` - the very ranking the training job's evaluation uses.
+        """
+        allowed = None
         if genres:
             allowed = np.zeros(len(self.ids), dtype=bool)
             for g in genres:
                 if g in self.genre_masks:
                     allowed |= self.genre_masks[g]
-        banned_rows = [self.row[int(m)] for m in exclude_ids if int(m) in self.row]
-        allowed[banned_rows] = False
-        candidates = np.flatnonzero(allowed)  # (c,)
-        out: list[list[tuple[int, float]]] = []
-        for vec in vectors:
-            if len(candidates) == 0:
-                out.append([])
-                continue
-            scores = self.matrix[candidates] @ np.asarray(vec, dtype=np.float32)  # (c,)
-            take = min(k, len(candidates))
-            top = np.argpartition(-scores, take - 1)[:take]  # (take,) unordered
-            top = top[np.argsort(-scores[top], kind="stable")]
-            out.append([(int(self.ids[candidates[i]]), float(scores[i])) for i in top])
-        return out
+        return [
+            self.exact.search(np.asarray(vec, dtype=np.float32), k, banned=exclude_ids, allowed=allowed)
+            for vec in vectors
+        ]
 
 
 class LocalIndexCache:
@@ -143,8 +138,8 @@ class LocalIndexCache:
         ids = [m for m in ids if m in found]
         if not ids:
             return None
-        matrix = np.asarray([found[m] for m in ids], dtype=np.float32)  # (n, dim)
-        matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+        exact = ExactIndex(ids, np.asarray([found[m] for m in ids], dtype=np.float32))  # ids ascending
+        matrix = exact.matrix  # (n, dim) unit rows
         masks: dict[str, np.ndarray] = {}
         for i, m in enumerate(ids):
             for g in movies[m].genres:
@@ -163,6 +158,7 @@ class LocalIndexCache:
             row={m: i for i, m in enumerate(ids)},
             movies={m: movies[m] for m in ids},
             genre_masks=masks,
+            exact=exact,
         )
 
 

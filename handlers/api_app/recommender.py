@@ -1,14 +1,12 @@
-"""Recommendation logic over the stores: combine liked vectors, one vector search, attach metadata.
+"""Recommendation logic over the stores: the live run's recipe forms the query, one vector search, metadata.
 
-Why a normalised mean and one search (instead of the seed demo's "search each liked movie, keep 100/n of
-each"): the mean of L2-normalised vectors points at what the liked movies have in common, so one outlier
-like does not claim a fixed share of the list, the cost is one search whatever the number of likes, and the
-scores are comparable across results. bench/eval_combination.py measures both strategies (HR@10).
+The query is formed by `shared.recipe.Recipe` - the same code the training job evaluated the run with, with
+the parameters it chose on validation (stored with the run). Ranking ties are broken the same way as in
+the training job's evaluation (`shared.recipe.rank`), so the API serves what the run's metrics describe.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -17,6 +15,7 @@ import numpy as np
 from handlers.api_app.errors import NotFound, UnknownMovies
 from handlers.api_app.stores import MetadataReader, VectorReader
 from shared import schemas
+from shared.recipe import SCORE_DECIMALS, Recipe, rank
 
 if TYPE_CHECKING:  # pragma: no cover
     from handlers.api_app.local_index import LocalIndexCache
@@ -25,34 +24,13 @@ if TYPE_CHECKING:  # pragma: no cover
 # movie_id (deterministic) rather than by whatever order the index returns them in; if the whole answer
 # is one tie group, search again wider (rare: needs identical embeddings).
 TIE_SLACK = 8
-SCORE_DECIMALS = 6
 MAX_SEARCH = 16384  # Milvus' top-k ceiling
-# A user's taste is built from their most recent movies (histories are stored oldest first).
-HISTORY_WINDOW = 50
 
 
-def combine(vectors: Sequence[Sequence[float]]) -> list[float]:
-    """Normalised mean of the L2-normalised vectors; (n, dim) -> (dim,)."""
-    arr = np.asarray(vectors, dtype=np.float64)  # (n, dim)
-    arr = arr / np.maximum(np.linalg.norm(arr, axis=1, keepdims=True), 1e-12)  # (n, dim) unit rows
-    mean = arr.mean(axis=0)  # (dim,)
-    norm = float(np.linalg.norm(mean))
-    if norm < 1e-9:  # liked vectors cancel out exactly: fall back to the first one rather than noise
-        return [float(x) for x in arr[0]]
-    return [float(x) for x in mean / norm]
-
-
-def rank(hits: Iterable[tuple[int, float]], banned: set[int], k: int) -> list[tuple[int, float]]:
-    """Drop banned/non-finite hits, round scores, order by (score desc, movie_id asc), keep k."""
-    best: dict[int, float] = {}
-    for movie_id, score in hits:
-        mid, value = int(movie_id), float(score)
-        if mid in banned or not math.isfinite(value):
-            continue
-        value = round(value, SCORE_DECIMALS)
-        if value > best.get(mid, -math.inf):
-            best[mid] = value
-    return sorted(best.items(), key=lambda item: (-item[1], item[0]))[:k]
+def combine(vectors: Sequence[Sequence[float]], recipe: Recipe | None = None) -> list[float]:
+    """The recipe's query over vectors given oldest first; (n, dim) -> (dim,). Default: plain mean."""
+    recipe = recipe or Recipe(last_k=max(1, len(vectors)), decay=1.0)
+    return [float(x) for x in recipe.query(np.asarray(vectors, dtype=np.float32))]
 
 
 def _tie_may_continue(hits: list[tuple[int, float]], ranked: list[tuple[int, float]], limit: int, k: int) -> bool:
@@ -83,6 +61,8 @@ class MovieSource(Protocol):
 class RunSource(Protocol):
     @property
     def run_id(self) -> str: ...
+    @property
+    def recipe(self) -> Recipe: ...
 
 
 class Recommender:
@@ -100,6 +80,10 @@ class Recommender:
     @property
     def run_id(self) -> str:
         return self._live.run_id
+
+    @property
+    def recipe(self) -> Recipe:
+        return self._live.recipe
 
     @property
     def vectors(self) -> VectorReader:
@@ -124,34 +108,41 @@ class Recommender:
     def for_liked(
         self, liked: Sequence[int], k: int, genres: Sequence[str] | None = None, exclude: Sequence[int] = ()
     ) -> schemas.Recommendations:
-        liked = dedupe(liked)
-        found = self.vectors.get_vectors(self.run_id, liked)
-        unknown = [m for m in liked if m not in found]
+        """`liked` in the client's order, read as oldest first: the recipe's recency weights favour the end."""
+        liked = [int(m) for m in liked]
+        found = self.vectors.get_vectors(self.run_id, dedupe(liked))
+        unknown = [m for m in dedupe(liked) if m not in found]
         if unknown:
             raise UnknownMovies(unknown)
         banned = dedupe([*liked, *exclude])
-        return self._recommend([found[m] for m in liked], k, banned, genres)
+        return self._recommend(self._query(liked, found), k, banned, genres)
 
     def similar(self, movie_id: int, k: int) -> schemas.Recommendations:
         found = self.vectors.get_vectors(self.run_id, [movie_id])
         if movie_id not in found:
             raise NotFound(f"movie {movie_id} is not in the live model (run {self.run_id}).")
-        return self._recommend([found[movie_id]], k, [movie_id], None)
+        return self._recommend(self._query([movie_id], found), k, [movie_id], None)
 
     def for_user(self, user_id: int, k: int) -> schemas.Recommendations:
+        """The user's stored history (oldest first) through the run's recipe; rated movies excluded."""
         history = self.meta.user_history(self.run_id, user_id)
         if not history:
             raise NotFound(f"user {user_id} has no history in the live model (run {self.run_id}).")
-        recent = dedupe(reversed(history))[:HISTORY_WINDOW]
-        found = self.vectors.get_vectors(self.run_id, recent)
-        if not found:
+        selected = self.recipe.select(history)
+        found = self.vectors.get_vectors(self.run_id, selected)
+        usable = [m for m in selected if m in found]
+        if not usable:
             return schemas.Recommendations(run_id=self.run_id, items=[])
-        return self._recommend([found[m] for m in recent if m in found], k, dedupe(history), None)
+        return self._recommend(self._query(usable, found), k, dedupe(history), None)
+
+    def _query(self, movie_ids: Sequence[int], vectors: dict[int, list[float]]) -> list[float]:
+        """The recipe's query vector over `movie_ids` (oldest first, all present in `vectors`)."""
+        selected = self.recipe.select(movie_ids)
+        return [float(x) for x in self.recipe.query(np.asarray([vectors[m] for m in selected], dtype=np.float32))]
 
     def _recommend(
-        self, liked_vectors: list[list[float]], k: int, banned: list[int], genres: Sequence[str] | None
+        self, query: list[float], k: int, banned: list[int], genres: Sequence[str] | None
     ) -> schemas.Recommendations:
-        query = combine(liked_vectors)
         limit = k + TIE_SLACK
         while True:
             found = self.vectors.search(self.run_id, [query], limit, exclude_ids=banned, genres=genres or None)
