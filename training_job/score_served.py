@@ -98,6 +98,21 @@ def http_fetch(base: str, timeout: float) -> Fetch:
     return go
 
 
+class _Context:
+    """The Lambda context attributes the handler (Mangum, Powertools) reads."""
+
+    function_name = "graphrec-evaluate"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:local:000000000000:function:graphrec-evaluate"
+    memory_limit_in_mb = 1024
+    aws_request_id = "evaluate"
+    log_group_name = "/aws/lambda/graphrec-evaluate"
+    log_stream_name = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
 def handler_fetch() -> Fetch:
     """The Lambda handler in this process (stores from the environment, as the deployed function)."""
     from handlers.api import handler
@@ -122,7 +137,7 @@ def handler_fetch() -> Fetch:
             },
             "isBase64Encoded": False,
         }
-        resp = handler(event, None)
+        resp = handler(event, _Context())
         body = resp.get("body") or "null"
         try:
             return int(resp["statusCode"]), json.loads(body)
@@ -171,13 +186,19 @@ def score(fetch: Fetch, held: Heldout, catalogue: int, k: int, concurrency: int,
         status, body = fetch(f"/users/{user}/recommendations?k={k}")
         return user, status, body
 
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        for user, status, body in tqdm(pool.map(one, users), total=len(users), desc="asking", disable=not progress):
+    # The in-process handler runs its own event loop: call it from this thread, one request at a time.
+    pool = ThreadPoolExecutor(max_workers=concurrency) if concurrency > 1 else None
+    answers = pool.map(one, users) if pool is not None else map(one, users)
+    try:
+        for user, status, body in tqdm(answers, total=len(users), desc="asking", disable=not progress):
             statuses[str(status)] = statuses.get(str(status), 0) + 1
             if status == 200 and isinstance(body, dict):
                 ranked[user] = [int(i["movie_id"]) for i in body.get("items", [])]
                 if body.get("run_id"):
                     run_ids.add(str(body["run_id"]))
+    finally:
+        if pool is not None:
+            pool.shutdown()
     return {
         **metrics(ranked, held, catalogue, k),
         "asked": len(users),

@@ -91,6 +91,7 @@ class TrainConfig:
     context_length: int = 10
     context_decay: float = 0.9
     negative_power: float = 0.0
+    mine_hardest: int = 0
     patience: int = 0
     refit_epochs: int = 0
     refit_max_minutes: float = 10.0
@@ -151,6 +152,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     tr.add_argument("--negative-power", type=float, default=d.negative_power, help="easy negatives drawn with probability ~ count**power; 0 = uniform, 0.75 = word2vec-style (default: %(default)s)")
     tr.add_argument("--refit-epochs", type=int, default=d.refit_epochs, help="after choosing epoch and recipe on validation, continue the model on ALL interactions for this many epochs and publish those embeddings; 0 = publish the validated model as is (default: %(default)s)")
     tr.add_argument("--refit-max-minutes", type=float, default=d.refit_max_minutes, help="time budget of the refit (default: %(default)s)")
+    tr.add_argument("--mine-hardest", type=int, default=d.mine_hardest, help="score every sampled negative and keep only this many highest-scoring ones in the loss; 0 = keep all (default: %(default)s)")
     tr.add_argument("--patience", type=int, default=d.patience, help="stop after this many epochs without a better validation HR@10; 0 = never (default: %(default)s)")
     mo = p.add_argument_group("model")
     mo.add_argument("--dim", type=int, default=d.dim, help="embedding size (default: %(default)s)")
@@ -270,7 +272,12 @@ class EpochRunner:
             w = ctx_w.to(self.device).unsqueeze(-1)  # (B, L, 1)
             query = l2_normalise((query.view(b, cfg.context_length, -1) * w).sum(1))  # (B, D)
         pos = emb[inv[n_head : n_head + b]]  # (B, D)
-        return self.loss_fn(query, pos, emb[inv[n_head + b :]].view(b, k_neg, -1))
+        neg = emb[inv[n_head + b :]].view(b, k_neg, -1)  # (B, K, D)
+        if 0 < cfg.mine_hardest < k_neg:  # keep the negatives that score highest against the query
+            with torch.no_grad():
+                hardest = torch.einsum("bd,bkd->bk", query, neg).topk(cfg.mine_hardest, dim=1).indices  # (B, M)
+            neg = neg.gather(1, hardest.unsqueeze(-1).expand(-1, -1, neg.shape[-1]))  # (B, M, D)
+        return self.loss_fn(query, pos, neg)
 
     def epoch(self, desc: str, deadline: float) -> tuple[list[float], bool]:
         """One epoch of optimiser steps; returns the losses and whether the deadline cut it short."""
