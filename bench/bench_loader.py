@@ -58,6 +58,10 @@ def write_run(out: str, n_movies: int, n_users: int, history_total: int, dim: in
 # Before issue 9 the loader wrote into a Milvus Lite file through milvus_lite's private engine objects
 # (skipping pymilvus' gRPC encode/decode); that path is gone. Its figure on the same run, quiet box:
 DIRECT_WRITES_VECTORS_PER_S = (21_500, 27_700)
+# A/B on this 2-core box, 50,000 x 64-d vectors into a Lite file, old and new code interleaved twice
+# (load average 4.6-5.6): the old direct path did 42,100-50,200 vectors per CPU-second (33,900-39,600/s
+# wall), the public client 14,500-17,500 per CPU-second (11,800-16,900/s wall): ~2.9x the CPU per vector.
+AB_PER_CPU_SECOND = {"direct (removed)": (42_100, 50_200), "public client": (14_500, 17_500)}
 
 
 def bench(label: str, manifest: str, tmp: str, milvus_uri: str | None = None) -> dict[str, float]:
@@ -152,7 +156,10 @@ def main() -> int:
                     lo, hi = DIRECT_WRITES_VECTORS_PER_S
                     print(
                         f"  vs the removed private direct-write path ({lo:,}-{hi:,} vectors/s on a quiet box): "
-                        f"{f['vectors_per_s'] / hi:.0%}-{f['vectors_per_s'] / lo:.0%} of it (compare at a similar load average)"
+                        f"{f['vectors_per_s'] / hi:.0%}-{f['vectors_per_s'] / lo:.0%} of it (compare at a similar load average);\n"
+                        f"  A/B per CPU-second (50k vectors, same box): "
+                        + ", ".join(f"{k} {a:,}-{b:,}" for k, (a, b) in AB_PER_CPU_SECOND.items())
+                        + " vectors/CPU-s: the public path costs ~2.9x the CPU per vector"
                     )
         finally:
             if server is not None:
