@@ -41,7 +41,13 @@ class RecommendRequest(BaseModel):
     )
 
     liked: list[MovieId] = Field(
-        min_length=1, max_length=MAX_LIKED, description="Movies the person liked (1-500 ids)."
+        min_length=1,
+        max_length=MAX_LIKED,
+        description=(
+            "Movies the person liked (1-500 ids), oldest first: the LAST id counts as the most recent. "
+            "The live run's recipe decides how many of the latest ones form the query and how much more "
+            "recent ones weigh (GET /health shows it); a repeated id counts once, at its latest position."
+        ),
     )
     k: int = Field(default=10, ge=1, le=MAX_K, description="How many recommendations (1-100).")
     genres: list[Genre] | None = Field(
@@ -83,6 +89,9 @@ class Health(BaseModel):
     counts: dict[str, int] = Field(default_factory=dict)
     stores: dict[str, Literal["ok", "unavailable"]] = Field(default_factory=dict)
     detail: str | None = None
+    recipe: dict[str, float | int] | None = Field(
+        default=None, description="How the live run forms a query from liked movies / a history (shared/recipe.py)."
+    )
 
 
 class ErrorBody(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from handlers.api_app.stores import MetadataReader, VectorReader
 from shared.log import get_logger
+from shared.recipe import Recipe
 from shared.schemas import Health
 
 logger = get_logger("graphrec.api")
@@ -63,4 +64,6 @@ def check(meta: MetadataReader | Exception, vectors: VectorReader | Exception) -
             stores=stores,  # type: ignore[arg-type]
             detail="The live run has no movies or vectors in the stores: reload it.",
         )
-    return Health(status="ok", run_id=run.run_id, counts=counts, stores=stores)  # type: ignore[arg-type]
+    metrics = getattr(run, "metrics", None) or {}
+    recipe = Recipe.from_dict(metrics.get("recipe") if isinstance(metrics, dict) else None)
+    return Health(status="ok", run_id=run.run_id, counts=counts, stores=stores, recipe=recipe.to_dict())  # type: ignore[arg-type]
