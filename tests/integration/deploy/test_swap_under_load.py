@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pymysql
 
@@ -23,7 +24,9 @@ def test_runs_switch_under_16_concurrent_clients_without_a_failed_request() -> N
         runs=3, concurrency=16, settle=1.5, max_seconds=120, milvus_search=True, small=True
     )
     try:
-        out = bench_swap.run(args)
+        # in a worker thread: asyncio.run() would leave this thread without an event loop for later tests
+        with ThreadPoolExecutor(1) as pool:
+            out = pool.submit(bench_swap.run, args).result()
     finally:
         conn = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user=MYSQL_USER, password=MYSQL_PASSWORD)
         with conn.cursor() as cur:

@@ -1,5 +1,6 @@
 """The whole system, driven from template.yaml: every function is imported from its Handler and invoked as
-Lambda would, with the environment the template sets (endpoints pointed at moto, MariaDB and Milvus Lite).
+Lambda would, with the environment the template sets (endpoints pointed at moto, Milvus Lite, and a TLS-only
+MariaDB reached with the template's MYSQL_SSL_MODE=VERIFY_IDENTITY; only the CA differs from AWS: the test CA).
 
 synthetic ratings -> S3 (the data/ trigger submits a training job) -> training CLI (tiny) writes run 1 to S3 ->
 S3 events routed by the template's own filters (only manifest.json reaches LoaderFunction) -> ApiFunction
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -28,6 +28,7 @@ from infra.local_cloud import configure_moto, create_idempotency_table, upload_f
 from infra.sam_local import LambdaContext, lambda_env, load_handler, s3_put_event
 from infra.sam_template import FunctionSpec, Resolver, functions, load_template
 from shared.settings import clear_settings_cache
+from tests.integration.mysql_tls.conftest import TlsMariaDB
 
 pytestmark = pytest.mark.slow
 
@@ -65,14 +66,14 @@ def _camel(d: Any) -> Any:
 class Cloud:
     """The deployed stack, emulated: resources created from template.yaml's own definitions."""
 
-    def __init__(self, tmp: Path, mysql_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, tmp: Path, mysql_db: str, monkeypatch: pytest.MonkeyPatch, tls: TlsMariaDB) -> None:
         self.tmp = tmp
         self.monkeypatch = monkeypatch
         template = load_template()
         resolver = Resolver(template, {"Stage": STAGE, "TrainingImageUri": "graphrec-train:e2e"})
         boto3.client("s3").create_bucket(Bucket=BUCKET)
-        secret = {"host": "127.0.0.1", "port": 3306, "username": os.environ.get("MYSQL_USER", "root"),
-                  "password": os.environ.get("MYSQL_PASSWORD", ""), "dbname": mysql_db}  # fmt: skip
+        secret = {"host": tls.host, "port": tls.port, "username": tls.user, "password": tls.password,
+                  "dbname": mysql_db}  # fmt: skip
         secret_arn = boto3.client("secretsmanager").create_secret(
             Name="graphrec/e2e/mysql", SecretString=json.dumps(secret)
         )["ARN"]
@@ -82,7 +83,7 @@ class Cloud:
             "Stage": STAGE,
             "MilvusUri": str(tmp / "milvus.db"),
             "MysqlSecretArn": secret_arn,
-            "MysqlHost": "127.0.0.1",
+            "MysqlHost": tls.host,
             "MysqlDatabase": mysql_db,
             "TrainingImageUri": "graphrec-train:e2e",
         }
@@ -170,14 +171,22 @@ class Cloud:
 
 @pytest.fixture
 def cloud(
-    moto_endpoint: str, mysql_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    moto_endpoint: str,
+    tls_mariadb: TlsMariaDB,
+    tls_database: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Cloud]:
     from handlers import loader, retrain
     from handlers.api_app import deps
 
     configure_moto(moto_endpoint)
     monkeypatch.setenv("DGLBACKEND", "pytorch")
-    c = Cloud(tmp_path, mysql_database, monkeypatch)
+    # The template verifies MySQL's certificate (VERIFY_IDENTITY) against the RDS bundle; this server's
+    # certificate comes from the test CA, the one setting Lambda would not need.
+    monkeypatch.setenv("MYSQL_SSL_CA", str(tls_mariadb.ca))
+    c = Cloud(tmp_path, tls_database, monkeypatch, tls_mariadb)
+    assert c.specs["ApiFunction"].environment["MYSQL_SSL_MODE"] == "VERIFY_IDENTITY"
     # One process plays three Lambda containers: every variable they set must agree, so one env serves all.
     merged: dict[str, str] = {}
     for spec in c.specs.values():
