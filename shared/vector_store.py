@@ -608,10 +608,22 @@ def _rest(
         | ({"Authorization": f"Bearer {token}"} if token else {}),
         method="POST",
     )
+    import http.client
+    import urllib.error
+
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - configured Milvus URL
             out = json.loads(resp.read())
-    except OSError as exc:
+    except urllib.error.HTTPError as exc:
+        if exc.code in (404, 405, 501):  # a server without the REST import service: not worth retrying
+            raise BulkImportError(f"Milvus at {base_url} has no REST import service ({path}: HTTP {exc.code})") from exc
+        raise StoreUnavailable(f"Milvus REST {path} failed: HTTP {exc.code}") from exc
+    except http.client.HTTPException as exc:  # e.g. a gRPC-only port answering HTTP/2 frames
+        raise BulkImportError(
+            f"Milvus at {base_url} does not speak the REST API ({path}: {type(exc).__name__}); bulk import needs "
+            "Milvus 2.4+ or Zilliz Cloud with RESTful v2"
+        ) from exc
+    except (OSError, ValueError) as exc:
         raise StoreUnavailable(f"Milvus REST {path} unreachable: {exc}") from exc
     if out.get("code", 0) != 0:
         raise BulkImportError(f"Milvus REST {path} failed: code {out.get('code')}: {out.get('message')}")
