@@ -37,7 +37,8 @@ SOURCES = ("shared", "handlers")
 RUNTIME_PROVIDED = frozenset(
     {"boto3", "botocore", "s3transfer"}
 )
-# Never in a Lambda package (heavy, or training-only).
+# Never a requirement of a Lambda package (heavy, or training-only). pandas still arrives with pymilvus,
+# which imports it unconditionally; tests/unit/infra/test_lambda_locks.py checks the resolved locks.
 FORBIDDEN = frozenset({"torch", "dgl", "pandas", "awswrangler", "torchdata", "scipy", "matplotlib"})
 
 
