@@ -39,7 +39,7 @@ TIMING_KEYS = {"timings"}
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synthetic")
-    generate(out, users=500, movies=400, ratings=40_000, seed=11)
+    generate(out, users=500, movies=400, ratings=40_000, seed=11, profile="planted")
     return out
 
 
@@ -125,7 +125,7 @@ def test_embeddings_movies_and_histories(run_dir: str, data_dir: Path) -> None:
 def test_metrics_baselines_curve_and_config(run_dir: str) -> None:
     m = _metrics(run_dir)
     test = m["test"]
-    assert set(test) == {"pinsage", "popularity", "item_knn"}
+    assert set(test) == {"pinsage", "popularity", "item_knn", "ease"}
     for scores in test.values():
         assert set(scores) >= {"hr@10", "ndcg@10", "coverage", "users"} and scores["users"] == 500
     pin, pop = test["pinsage"], test["popularity"]
@@ -134,6 +134,14 @@ def test_metrics_baselines_curve_and_config(run_dir: str) -> None:
     assert pin["ndcg@10"] > pop["ndcg@10"]
     assert pin["coverage"] > pop["coverage"]  # popularity recommends nearly the same 10 to everyone
     assert m["data"]["rejected"]["total_rejected"] == 0
+    # the recipe chosen on validation is the one the API will apply: recorded in metrics and manifest
+    recipe = m["recipe"]
+    assert m["validation_query_grid"]["pinsage"][f"last{recipe['last_k']}_decay{recipe['decay']:g}"]["hr@10"] == max(
+        g["hr@10"] for g in m["validation_query_grid"]["pinsage"].values()
+    )
+    assert artifacts.RunReader(run_dir).manifest().recipe == recipe
+    assert set(m["similar_genre_agreement@10"]) == {"pinsage", "item_knn"}
+    assert m["refit"]["epochs"] == 0
     assert m["data"]["users"] == 500 and m["data"]["test_edges"] == 500 and m["data"]["val_edges"] == 500
     curve = m["training"]["curve"]
     assert [p["epoch"] for p in curve] == [0, 1] and all(p["batches"] == 40 for p in curve)
