@@ -6,10 +6,11 @@ already rated in the history the model may see (train for validation, train + va
 HR@K = fraction of users whose target is in their top K; NDCG@K = mean 1/log2(rank + 2) of hits;
 coverage = fraction of the catalogue that appears in at least one user's top K.
 
-How a user is scored from item embeddings (what the API does with "liked" movies): the query is the
-L2-normalised weighted mean of the embeddings of the user's `last_k` most recent movies, the i-th most
-recent weighted `decay**i`; candidates are ranked by cosine similarity to the query. `select_query`
-picks (last_k, decay) on the VALIDATION split; the test split is then scored once with that choice.
+This module is the fast, vectorised scorer (torch, whole user batches) used for the per-epoch learning
+curve and for the baselines (popularity, item-kNN, EASE). PinSage's reported test metrics do NOT come from
+here: they come from `served_eval.py`, which runs the API's own query and ranking code (shared/recipe.py).
+A query rule here is the same shape as a recipe: the L2-normalised weighted mean of the user's `last_k`
+most recent items, the i-th most recent weighted `decay**i`; `select_query` picks it on VALIDATION.
 """
 
 from __future__ import annotations
