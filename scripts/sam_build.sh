@@ -15,7 +15,8 @@ if [ "${1:-}" != "--no-lint" ]; then
   log "sam validate --lint"; "$SAM" validate --lint --region us-east-1
 fi
 log "staging build/lambda/"; "$PY" -m infra.stage_lambdas
-log "sam build (cached)"; "$SAM" build --cached --region us-east-1 2>&1 | grep -vE "^WARNING: Location|^\s*$" >&2
+log "sam build (cached)"
+"$SAM" build --cached --region us-east-1 2>&1 | { grep -vE "^WARNING: Location|^\s*$" || true; } >&2
 for d in .aws-sam/build/*/; do
   [ -d "$d" ] && printf '%-18s %7.1f MiB unzipped (sum of file sizes)\n' "$(basename "$d")" \
     "$(find "$d" -type f -printf '%s\n' | awk '{s += $1} END {print s / 1048576}')" >&2
