@@ -52,7 +52,7 @@ from training_job.graph import GraphData, Interactions, build, build_graph
 from training_job.inference import layerwise_embeddings
 from training_job.model import MaxMarginLoss, PinSage, l2_normalise
 from training_job.sampler import ItemPairSampler, NeighbourSampler, NeighbourTable, make_blocks
-from training_job.served_eval import select_recipe, served_metrics, targets_for
+from training_job.served_eval import choose_and_score, targets_for
 
 log = get_logger("training_job.train")
 
@@ -93,7 +93,7 @@ class TrainConfig:
     negative_power: float = 0.0
     mine_hardest: int = 10
     patience: int = 8
-    refit_epochs: int = 0
+    refit_epochs: int = 3
     refit_max_minutes: float = 10.0
     num_neighbors: int = 10
     num_random_walks: int = 20
@@ -443,8 +443,7 @@ def evaluate_all(gd: GraphData, embeddings: np.ndarray) -> dict[str, Any]:
     index = ExactIndex(gd.movie_ids, embeddings)
     val_t = targets_for(gd.train, gd.val, gd.user_ids, gd.movie_ids)
     test_t = targets_for(test_hist, gd.test, gd.user_ids, gd.movie_ids)
-    recipe, recipe_grid = select_recipe(index, val_t)
-    pinsage_test, _ = served_metrics(index, recipe, test_t)
+    recipe, pinsage_test, recipe_grid, multi_interest = choose_and_score(index, val_t, test_t)
 
     test = {"pinsage": pinsage_test, "popularity": rank_metrics(popularity_scorer(gd.train, ni), gd.test, seen_test, ni)}
     rules: dict[str, Any] = {}
@@ -467,6 +466,7 @@ def evaluate_all(gd: GraphData, embeddings: np.ndarray) -> dict[str, Any]:
         "test": test,
         "recipe": recipe.to_dict(),
         "query_rule": {"pinsage": recipe.to_dict(), **rules},
+        "multi_interest": multi_interest,
         "validation_query_grid": grids,
         "similar_genre_agreement@10": agreement,
     }

@@ -141,7 +141,8 @@ def test_metrics_baselines_curve_and_config(run_dir: str) -> None:
     )
     assert artifacts.RunReader(run_dir).manifest().recipe == recipe
     assert set(m["similar_genre_agreement@10"]) == {"pinsage", "item_knn"}
-    assert m["refit"]["epochs"] == 0
+    # by default the published embeddings are the validated model continued on every interaction
+    assert m["refit"]["epochs"] == 3 and m["refit"]["interactions"] == 40_000
     assert m["data"]["users"] == 500 and m["data"]["test_edges"] == 500 and m["data"]["val_edges"] == 500
     curve = m["training"]["curve"]
     assert [p["epoch"] for p in curve] == [0, 1] and all(p["batches"] == 40 for p in curve)
