@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -47,7 +48,10 @@ def main() -> int:
     for fn in sorted(d for d in BUILD.iterdir() if d.is_dir()):
         parts = sorted(((tree_bytes(e) if e.is_dir() else e.stat().st_size), e.name) for e in fn.iterdir())[::-1][:5]
         top = ", ".join(f"{n} {b / 2**20:.0f}" for b, n in parts)
-        print(f"  {fn.name:16s} {tree_bytes(fn) / 2**20:6.1f} MiB   largest (MiB): {top}")
+        with tempfile.TemporaryDirectory() as z:  # what `sam deploy` uploads (deflated zip)
+            zipped = Path(shutil.make_archive(str(Path(z) / fn.name), "zip", fn)).stat().st_size
+        print(f"  {fn.name:16s} {tree_bytes(fn) / 2**20:6.1f} MiB unzipped, {zipped / 2**20:5.1f} MiB zipped   "
+              f"largest (MiB): {top}")  # fmt: skip
 
     import pymysql
     from bench_swap import start_milvus_server
