@@ -98,24 +98,10 @@ def http_fetch(base: str, timeout: float) -> Fetch:
     return go
 
 
-class _Context:
-    """The Lambda context attributes the handler (Mangum, Powertools) reads."""
-
-    function_name = "graphrec-evaluate"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:local:000000000000:function:graphrec-evaluate"
-    memory_limit_in_mb = 1024
-    aws_request_id = "evaluate"
-    log_group_name = "/aws/lambda/graphrec-evaluate"
-    log_stream_name = "local"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
 def handler_fetch() -> Fetch:
     """The Lambda handler in this process (stores from the environment, as the deployed function)."""
     from handlers.api import handler
+    from shared.lambda_context import LocalLambdaContext
 
     def go(path: str) -> tuple[int, Any]:
         raw_path, _, query = path.partition("?")
@@ -137,7 +123,7 @@ def handler_fetch() -> Fetch:
             },
             "isBase64Encoded": False,
         }
-        resp = handler(event, _Context())
+        resp = handler(event, LocalLambdaContext())
         body = resp.get("body") or "null"
         try:
             return int(resp["statusCode"]), json.loads(body)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.artifacts import MOVIES, USER_HISTORY, RunReader
+from shared.lambda_context import LocalLambdaContext
 from shared.settings import Settings
 from tests.factories import FakeRun
 
@@ -53,7 +54,7 @@ def load_live(settings: Settings, run: FakeRun) -> LiveRun:
         status="loading",
         dim=run.dim,
         counts=manifest.counts.model_dump(),
-        metrics=manifest.metrics,
+        metrics={**manifest.metrics, **({"recipe": manifest.recipe} if manifest.recipe else {})},
         manifest_uri=run.manifest_uri,
     )
     meta.insert_movies(run.run_id, [Movie(m, v["title"], v["year"], list(v["genres"])) for m, v in movies.items()])
@@ -133,19 +134,7 @@ def http_api_event(
     return event
 
 
-class LambdaContext:
-    """The attributes Mangum and Powertools read from the Lambda context object."""
-
-    function_name = "graphrec-api"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:graphrec-api"
-    memory_limit_in_mb = 512
-    aws_request_id = "lambda-req-1"
-    log_group_name = "/aws/lambda/graphrec-api"
-    log_stream_name = "stream"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+LambdaContext = LocalLambdaContext  # the name the tests use
 
 
 def invoke(handler: Any, event: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
