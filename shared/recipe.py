@@ -39,26 +39,53 @@ class Recipe:
 
     last_k: int = 10
     decay: float = 0.9
+    # Multi-interest (shared/interests.py): at most `interests` clusters of the selected movies query the
+    # index, clusters merged while their average cosine distance is <= `threshold`; 1 = one query vector.
+    interests: int = 1
+    threshold: float = 0.5
+    # Default maximal-marginal-relevance lambda when a request does not give one (0 = pure relevance).
+    diversity: float = 0.0
 
     def __post_init__(self) -> None:
         if self.last_k < 1:
             raise ValueError(f"recipe last_k must be >= 1, got {self.last_k}")
         if not 0.0 < self.decay <= 1.0:
             raise ValueError(f"recipe decay must be in (0, 1], got {self.decay}")
+        if self.interests < 1:
+            raise ValueError(f"recipe interests must be >= 1, got {self.interests}")
+        if not 0.0 <= self.threshold <= 2.0:
+            raise ValueError(f"recipe threshold must be a cosine distance in [0, 2], got {self.threshold}")
+        if not 0.0 <= self.diversity <= 1.0:
+            raise ValueError(f"recipe diversity must be in [0, 1], got {self.diversity}")
 
     @property
     def name(self) -> str:
-        return f"last{self.last_k}_decay{self.decay:g}"
+        base = f"last{self.last_k}_decay{self.decay:g}"
+        if self.interests > 1:
+            base += f"_interests{self.interests}_t{self.threshold:g}"
+        if self.diversity > 0:
+            base += f"_div{self.diversity:g}"
+        return base
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> Recipe:
-        """A run's stored recipe; runs without one get what they were served with before (LEGACY)."""
+        """A run's stored recipe; runs without one get what they were served with before (LEGACY).
+
+        Recipes stored before multi-interest existed have no `interests` / `threshold` / `diversity`: they
+        get one query vector and no diversity, i.e. exactly what they were served with.
+        """
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in (raw or LEGACY).items() if k in known}
-        return cls(last_k=int(values.get("last_k", LEGACY["last_k"])), decay=float(values.get("decay", 1.0)))
+        return cls(
+            last_k=int(values.get("last_k", LEGACY["last_k"])),
+            decay=float(values.get("decay", 1.0)),
+            interests=int(values.get("interests", 1)),
+            threshold=float(values.get("threshold", 0.5)),
+            diversity=float(values.get("diversity", 0.0)),
+        )
 
     def select(self, movie_ids: Iterable[int]) -> list[int]:
         """The movies (oldest first, each once at its latest position) the query is built from."""

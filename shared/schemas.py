@@ -60,6 +60,16 @@ class RecommendRequest(BaseModel):
         max_length=MAX_EXCLUDE,
         description="Movies never to recommend (e.g. already seen). Unknown ids are ignored.",
     )
+    diversity: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description=(
+            "0 = pure relevance ... 1 = most varied: re-ranks with maximal marginal relevance over the "
+            "movies' embeddings. Omitted: the live run's default (GET /health, recipe.diversity)."
+        ),
+    )
 
 
 class Movie(BaseModel):
@@ -74,13 +84,33 @@ class MovieList(BaseModel):
     items: list[Movie]
 
 
+class BecauseMovie(BaseModel):
+    movie_id: int
+    title: str
+
+
 class Recommendation(Movie):
-    score: float = Field(description="Cosine similarity to the combined taste vector; higher is better.")
+    score: float = Field(
+        description="Cosine similarity to the query of the interest this movie was found for; higher is better."
+    )
+    because: list[BecauseMovie] = Field(
+        default_factory=list,
+        description=(
+            "The person's movies (from the liked list or the stored history) that support this "
+            "recommendation most, strongest first; at least one. Empty for similar-movie lists."
+        ),
+    )
 
 
 class Recommendations(BaseModel):
     run_id: str = Field(description="The live model run that produced these recommendations.")
-    items: list[Recommendation] = Field(description="Best first; ties broken by ascending movie_id.")
+    items: list[Recommendation] = Field(
+        description=(
+            "Best first. One interest: by score, ties by ascending movie_id. Several interests (see "
+            "GET /health, recipe.interests): each interest's best movies take turns in proportion to the "
+            "interest's weight, so scores need not decrease down the list."
+        )
+    )
 
 
 class Health(BaseModel):

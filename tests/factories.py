@@ -7,6 +7,7 @@ cluster's direction, so "similar" and "recommend" have a known right answer.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +37,7 @@ def make_run(
     seed: int = 0,
     run_id: str | None = None,
     id_offset: int = 1,
+    recipe: dict[str, Any] | None = None,
 ) -> FakeRun:
     rng = np.random.default_rng(seed)
     n_clusters = len(GENRES)
@@ -67,6 +69,7 @@ def make_run(
         metrics={"hr@10": 0.5},
         source={"kind": "fake", "seed": seed},
         config={"dim": dim},
+        recipe=recipe,
     )
     return FakeRun(
         run_id=writer.run_id,

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from shared.interests import Plan, because, plan, serve
 from shared.recipe import ExactIndex, Recipe
 from training_job.graph import Interactions
 
@@ -64,13 +65,30 @@ def targets_for(history: Interactions, held_out: Interactions, user_ids: np.ndar
     return Targets([u for u, _ in rows], [hist[u] for u, _ in rows], [m for _, m in rows])
 
 
-def recommend(index: ExactIndex, recipe: Recipe, history: Sequence[int], k: int = 10) -> list[int]:
-    """What the API answers for this history: the recipe's query, rated movies excluded, top k ids."""
+def plan_for(index: ExactIndex, recipe: Recipe, history: Sequence[int]) -> Plan | None:
+    """The recipe's interests over the history's selected movies (those the run knows); None if none."""
     selected = [m for m in recipe.select(history) if m in index.row]
     if not selected:
+        return None
+    return plan(recipe, selected, index.vectors(selected))
+
+
+def recommend(
+    index: ExactIndex, recipe: Recipe, history: Sequence[int], k: int = 10, diversity: float | None = None
+) -> list[int]:
+    """What the API answers for this history: the recipe's interests, rated movies excluded, top k ids."""
+    p = plan_for(index, recipe, history)
+    if p is None:
         return []
-    query = recipe.query(index.vectors(selected))
-    return [m for m, _ in index.search(query, k, banned=history)]
+    banned = set(history)
+    picks = serve(
+        p,
+        lambda queries, n: [index.search(q, n, banned=banned) for q in queries],
+        k,
+        recipe.diversity if diversity is None else diversity,
+        index.vectors,
+    )
+    return [pick.movie_id for pick in picks]
 
 
 def ranking_metrics(ranked: Iterable[Sequence[int]], targets: Sequence[int], catalogue: int, k: int = 10) -> dict[str, float]:
@@ -94,6 +112,45 @@ def served_metrics(index: ExactIndex, recipe: Recipe, t: Targets, k: int = 10) -
     return ranking_metrics(ranked, t.targets, len(index), k), ranked
 
 
+# Interest coverage is measured against ONE reference clustering of each user's selected movies (the
+# same for every recipe compared), so a recipe cannot look better by finding fewer interests: average
+# linkage at the median within-user cosine distance of the run (`typical_distance`; embeddings of
+# different runs spread differently), the REFERENCE_INTERESTS heaviest clusters.
+REFERENCE_INTERESTS = 3
+
+
+def typical_distance(index: ExactIndex, recipe: Recipe, t: Targets, users: int = 2000) -> float:
+    """Median cosine distance between two selected movies of the same user (first `users` users)."""
+    parts = []
+    for history in t.histories[:users]:
+        selected = [m for m in recipe.select(history) if m in index.row]
+        vec = index.vectors(selected)  # (n, D) unit rows
+        parts.append((1.0 - vec @ vec.T)[np.triu_indices(len(selected), 1)])
+    flat = np.concatenate(parts) if parts else np.zeros(0)
+    return round(float(np.median(flat)), 4) if len(flat) else 0.5
+
+
+def interest_coverage(
+    index: ExactIndex, recipe: Recipe, t: Targets, ranked: Sequence[Sequence[int]], reference_threshold: float
+) -> dict[str, float]:
+    """For users whose selected movies span >= 2 reference interests: mean share of them in the top k.
+
+    An interest is represented when a recommended movie's most similar selected movie (its first
+    `because`) belongs to it. Also reports how many users qualified.
+    """
+    reference = replace(recipe, interests=REFERENCE_INTERESTS, threshold=reference_threshold, diversity=0.0)
+    shares: list[float] = []
+    for history, ids in zip(t.histories, ranked, strict=True):
+        p = plan_for(index, reference, history)
+        if p is None or len(p.interests) < 2 or not ids:
+            continue
+        owner = {row: c for c, interest in enumerate(p.interests) for row in interest.rows}
+        row_of = {m: r for r, m in enumerate(p.selected)}
+        cited = {owner.get(row_of[b[0]]) for b in because(p, index.vectors(list(ids)))}
+        shares.append(len(cited - {None}) / len(p.interests))
+    return {"interest_coverage": float(np.mean(shares)) if shares else 0.0, "multi_interest_users": len(shares)}
+
+
 def select_recipe(
     index: ExactIndex, val: Targets, grid: Iterable[tuple[int, float]] = RECIPE_GRID
 ) -> tuple[Recipe, dict[str, dict[str, float]]]:
@@ -109,3 +166,106 @@ def select_recipe(
         if best is None or key > best:
             best, best_recipe = key, recipe
     return best_recipe, results
+
+
+# Multi-interest candidates tried on validation once last_k/decay are chosen: (max interests, clustering
+# threshold as a multiple of the run's typical within-user distance). Then the default diversity.
+INTEREST_GRID: tuple[tuple[int, float], ...] = ((2, 1.0), (2, 1.25), (3, 1.0), (3, 1.25))
+DIVERSITY_GRID: tuple[float, ...] = (0.1, 0.2)
+# Multi-interest may cost at most this much validation HR@10 against the single vector.
+HR_BUDGET = 0.005
+
+
+def _scored(index: ExactIndex, recipe: Recipe, t: Targets, reference: float) -> dict[str, float]:
+    m, ranked = served_metrics(index, recipe, t)
+    return {**m, **interest_coverage(index, recipe, t, ranked, reference)}
+
+
+def select_interests(
+    index: ExactIndex,
+    single: Recipe,
+    val: Targets,
+    interest_grid: Iterable[tuple[int, float]] = INTEREST_GRID,
+    diversity_grid: Iterable[float] = DIVERSITY_GRID,
+) -> tuple[Recipe, Recipe, dict[str, object]]:
+    """Single vector vs multi-interest on validation, then the default diversity.
+
+    Multi-interest candidates within HR_BUDGET of the single vector's validation HR@10 compete on interest
+    coverage (ties: HR@10): that is what they are for. None within budget -> the single vector is kept and
+    the report says so. The default diversity is the one with the best validation HR@10 (ties: the
+    smaller), 0 included, so it never costs accuracy on validation. Returns (chosen recipe, the best multi
+    candidate by HR@10 - reported on test whether chosen or not, the validation report).
+    """
+    reference = typical_distance(index, single, val)
+    results: dict[str, dict[str, float]] = {single.name: _scored(index, single, val, reference)}
+    base = results[single.name]
+    best_multi: Recipe | None = None
+    best_multi_key: tuple[float, float] | None = None
+    eligible: list[tuple[tuple[float, float], Recipe]] = []
+    for interests, factor in interest_grid:
+        recipe = replace(single, interests=interests, threshold=round(reference * factor, 4))
+        m = results[recipe.name] = _scored(index, recipe, val, reference)
+        key = (m["hr@10"], m["ndcg@10"])
+        if best_multi_key is None or key > best_multi_key:
+            best_multi, best_multi_key = recipe, key
+        if m["hr@10"] >= base["hr@10"] - HR_BUDGET:
+            eligible.append(((m["interest_coverage"], m["hr@10"]), recipe))
+    if eligible:
+        chosen = max(eligible, key=lambda e: e[0])[1]  # max() keeps the first (simpler) of equal keys
+        note = f"multi-interest chosen: validation HR@10 within {HR_BUDGET} of the single vector"
+    else:
+        chosen = single
+        note = f"single vector kept: every multi-interest candidate lost more than {HR_BUDGET} validation HR@10"
+    best_d, best_key = 0.0, (results[chosen.name]["hr@10"], results[chosen.name]["ndcg@10"])
+    for d in diversity_grid:
+        recipe = replace(chosen, diversity=d)
+        m = results[recipe.name] = _scored(index, recipe, val, reference)
+        if (m["hr@10"], m["ndcg@10"]) > best_key:
+            best_d, best_key = d, (m["hr@10"], m["ndcg@10"])
+    multi = chosen if chosen.interests > 1 else (best_multi or replace(single, interests=2, threshold=reference))
+    chosen = replace(chosen, diversity=best_d)
+    report: dict[str, object] = {
+        "reference_threshold": reference,
+        "hr_budget": HR_BUDGET,
+        "note": note,
+        "grid": results,
+    }
+    return chosen, multi, report
+
+
+def multi_interest_report(
+    index: ExactIndex, chosen: Recipe, multi: Recipe, val: Targets, test: Targets, selection: dict[str, object]
+) -> dict[str, object]:
+    """Single vector vs multi-interest on validation (from the selection) and on test, for metrics.json."""
+    reference = float(selection["reference_threshold"])  # type: ignore[arg-type]
+    single = replace(chosen, interests=1, diversity=0.0)
+    multi = replace(multi, diversity=0.0)
+    grid: dict[str, dict[str, float]] = selection["grid"]  # type: ignore[assignment]
+    on_test = {r.name: _scored(index, r, test, reference) for r in (single, multi, chosen)}
+    return {
+        "chosen": chosen.to_dict(),
+        "note": selection["note"],
+        "reference_threshold": reference,
+        "hr_budget": selection["hr_budget"],
+        "validation": {"single": grid[single.name], "multi": grid[multi.name], "chosen": grid[chosen.name]},
+        "test": {
+            "single": on_test[single.name],
+            "multi": {**on_test[multi.name], "recipe": multi.to_dict()},
+            "chosen": on_test[chosen.name],
+        },
+        "validation_grid": grid,
+    }
+
+
+def choose_and_score(
+    index: ExactIndex, val: Targets, test: Targets
+) -> tuple[Recipe, dict[str, float], dict[str, dict[str, float]], dict[str, object]]:
+    """The whole served-quality step of a run: recipe (last_k/decay, then interests and diversity) chosen on
+    validation; test metrics of the chosen recipe (what the API serves); the last_k/decay grid; the
+    single-vs-multi-interest report for metrics.json["multi_interest"]."""
+    single, grid = select_recipe(index, val)
+    chosen, multi, selection = select_interests(index, single, val)
+    report = multi_interest_report(index, chosen, multi, val, test, selection)
+    test_chosen: dict[str, float] = report["test"]["chosen"]  # type: ignore[index]
+    served = {k: test_chosen[k] for k in ("hr@10", "ndcg@10", "coverage", "users")}
+    return chosen, served, grid, report

@@ -15,6 +15,7 @@ import numpy as np
 from handlers.api_app.errors import NotFound, UnknownMovies
 from handlers.api_app.stores import MetadataReader, VectorReader
 from shared import schemas
+from shared.interests import because, plan, serve
 from shared.recipe import SCORE_DECIMALS, Recipe, rank
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -106,7 +107,12 @@ class Recommender:
         return index, index
 
     def for_liked(
-        self, liked: Sequence[int], k: int, genres: Sequence[str] | None = None, exclude: Sequence[int] = ()
+        self,
+        liked: Sequence[int],
+        k: int,
+        genres: Sequence[str] | None = None,
+        exclude: Sequence[int] = (),
+        diversity: float | None = None,
     ) -> schemas.Recommendations:
         """`liked` in the client's order, read as oldest first: the recipe's recency weights favour the end."""
         liked = [int(m) for m in liked]
@@ -115,15 +121,21 @@ class Recommender:
         if unknown:
             raise UnknownMovies(unknown)
         banned = dedupe([*liked, *exclude])
-        return self._recommend(self._query(liked, found), k, banned, genres)
+        return self._for_movies(self.recipe.select(liked), found, k, banned, genres, diversity)
 
     def similar(self, movie_id: int, k: int) -> schemas.Recommendations:
         found = self.vectors.get_vectors(self.run_id, [movie_id])
         if movie_id not in found:
             raise NotFound(f"movie {movie_id} is not in the live model (run {self.run_id}).")
-        return self._recommend(self._query([movie_id], found), k, [movie_id], None)
+        query = [float(x) for x in self.recipe.query(np.asarray([found[movie_id]], dtype=np.float32))]
+        ranked = self._ranked([query], k, [movie_id], None)[0]
+        movies = self.movies.get_movies(self.run_id, [m for m, _ in ranked])
+        items = [
+            schemas.Recommendation(**to_movie(movies[m]).model_dump(), score=score) for m, score in ranked if m in movies
+        ]
+        return schemas.Recommendations(run_id=self.run_id, items=items)
 
-    def for_user(self, user_id: int, k: int) -> schemas.Recommendations:
+    def for_user(self, user_id: int, k: int, diversity: float | None = None) -> schemas.Recommendations:
         """The user's stored history (oldest first) through the run's recipe; rated movies excluded."""
         history = self.meta.user_history(self.run_id, user_id)
         if not history:
@@ -133,28 +145,63 @@ class Recommender:
         usable = [m for m in selected if m in found]
         if not usable:
             return schemas.Recommendations(run_id=self.run_id, items=[])
-        return self._recommend(self._query(usable, found), k, dedupe(history), None)
+        return self._for_movies(usable, found, k, dedupe(history), None, diversity)
 
-    def _query(self, movie_ids: Sequence[int], vectors: dict[int, list[float]]) -> list[float]:
-        """The recipe's query vector over `movie_ids` (oldest first, all present in `vectors`)."""
-        selected = self.recipe.select(movie_ids)
-        return [float(x) for x in self.recipe.query(np.asarray([vectors[m] for m in selected], dtype=np.float32))]
-
-    def _recommend(
-        self, query: list[float], k: int, banned: list[int], genres: Sequence[str] | None
+    def _for_movies(
+        self,
+        selected: Sequence[int],
+        vectors: dict[int, list[float]],
+        k: int,
+        banned: list[int],
+        genres: Sequence[str] | None,
+        diversity: float | None,
     ) -> schemas.Recommendations:
-        limit = k + TIE_SLACK
-        while True:
-            found = self.vectors.search(self.run_id, [query], limit, exclude_ids=banned, genres=genres or None)
-            hits = found[0] if found else []
-            ranked = rank(hits, set(banned), k)
-            if not _tie_may_continue(hits, ranked, limit, k) or limit >= MAX_SEARCH:
-                break
-            limit = min(limit * 4, MAX_SEARCH)  # movies tied with the k-th may lie beyond: look further
-        movies = self.movies.get_movies(self.run_id, [m for m, _ in ranked])
+        """The recipe's interests over `selected` (oldest first, all in `vectors`): one batched search,
+        merged (shared/interests.py, as in the training job's evaluation), each item with its `because`."""
+        p = plan(self.recipe, selected, np.asarray([vectors[m] for m in selected], dtype=np.float32))
+        fetched: dict[int, list[float]] = {}
+
+        def vectors_of(ids: Sequence[int]) -> np.ndarray:
+            missing = [m for m in ids if m not in fetched]
+            if missing:
+                fetched.update(self.vectors.get_vectors(self.run_id, missing))
+            return np.asarray([fetched[m] for m in ids], dtype=np.float32)  # (len(ids), D)
+
+        def search(queries: list[np.ndarray], n: int) -> list[list[tuple[int, float]]]:
+            return self._ranked([[float(x) for x in q] for q in queries], n, banned, genres)
+
+        d = self.recipe.diversity if diversity is None else float(diversity)
+        picks = serve(p, search, k, d, vectors_of)
+        if not picks:
+            return schemas.Recommendations(run_id=self.run_id, items=[])
+        cited = because(p, vectors_of([x.movie_id for x in picks]))
+        movies = self.movies.get_movies(self.run_id, dedupe([*(x.movie_id for x in picks), *(c for cs in cited for c in cs)]))
         items = [
-            schemas.Recommendation(**to_movie(movies[m]).model_dump(), score=score)
-            for m, score in ranked
-            if m in movies
+            schemas.Recommendation(
+                **to_movie(movies[x.movie_id]).model_dump(),
+                score=x.score,
+                because=[schemas.BecauseMovie(movie_id=c, title=str(movies[c].title)) for c in cs if c in movies],
+            )
+            for x, cs in zip(picks, cited, strict=True)
+            if x.movie_id in movies
         ]
         return schemas.Recommendations(run_id=self.run_id, items=items)
+
+    def _ranked(
+        self, queries: list[list[float]], k: int, banned: list[int], genres: Sequence[str] | None
+    ) -> list[list[tuple[int, float]]]:
+        """Each query's exact top k (rounded score desc, movie_id asc) from ONE batched vector search.
+
+        Asks for TIE_SLACK more than k and widens when a list is cut inside a tie group at its k-th place,
+        so the in-memory index and Milvus return the same lists (the ExactIndex's).
+        """
+        limit = k + TIE_SLACK
+        banned_set = set(banned)
+        while True:
+            found = self.vectors.search(self.run_id, queries, limit, exclude_ids=banned, genres=genres or None)
+            found = list(found) + [[] for _ in range(len(queries) - len(found))]
+            ranked = [rank(hits, banned_set, k) for hits in found]
+            cut = any(_tie_may_continue(h, r, limit, k) for h, r in zip(found, ranked, strict=True))
+            if not cut or limit >= MAX_SEARCH:
+                return ranked
+            limit = min(limit * 4, MAX_SEARCH)  # movies tied with the k-th may lie beyond: look further

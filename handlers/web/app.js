@@ -3,7 +3,7 @@
 // (uvicorn at "/", or an API Gateway stage such as "/prod/").
 "use strict";
 
-const state = { liked: new Map(), genres: new Set(), runId: null, recsSeq: 0 };
+const state = { liked: new Map(), genres: new Set(), runId: null, recsSeq: 0, diversityTouched: false };
 const $ = (id) => document.getElementById(id);
 
 async function api(path, options = {}) {
@@ -81,14 +81,27 @@ function renderLiked() {
   $("liked-hint").hidden = state.liked.size > 0;
 }
 
+function because(r) {
+  // "because you liked X, Y": the liked movies that support this recommendation most, strongest first
+  const reasons = r.because || [];
+  if (!reasons.length) return null;
+  return el("div", { class: "because", "data-because": reasons.map((b) => b.movie_id).join(",") },
+    "because you liked ", ...reasons.flatMap((b, i) => [i ? ", " : "", el("q", {}, b.title)]));
+}
+
 function renderRecs(items) {
   const best = items.length ? Math.max(...items.map((i) => i.score), 1e-9) : 1;
   $("recs").replaceChildren(...items.map((r) => el("li", { "data-movie-id": String(r.movie_id) },
     el("div", {},
       el("div", { class: "title" }, r.title, " ", el("span", { class: "year" }, r.year ? `(${r.year})` : "")),
       chips(r.genres),
+      because(r),
       el("div", { class: "bar" }, el("span", { style: `width:${Math.max(0, (r.score / best) * 100).toFixed(1)}%` }))),
-    el("div", { class: "score", title: "cosine similarity" }, r.score.toFixed(3)))));
+    el("div", { class: "score", title: "cosine similarity to the taste it was found for" }, r.score.toFixed(3)))));
+}
+
+function showDiversity() {
+  $("diversity-value").textContent = Number($("diversity").value).toFixed(1);
 }
 
 function toggleLike(movie, card) {
@@ -121,6 +134,7 @@ async function refreshRecs() {
   const genre = $("genre").value;
   const body = { liked: [...state.liked.keys()], k: 10 };
   if (genre) body.genres = [genre];
+  if (state.diversityTouched) body.diversity = Number($("diversity").value);
   try {
     const res = await api("recommendations", { method: "POST", body: JSON.stringify(body) });
     if (seq !== state.recsSeq) return;
@@ -159,10 +173,19 @@ function init() {
     refreshRecs();
   });
   $("genre").addEventListener("change", refreshRecs);
+  $("diversity").addEventListener("input", showDiversity);
+  $("diversity").addEventListener("change", () => { state.diversityTouched = true; showDiversity(); refreshRecs(); });
   renderLiked();
   refreshRecs();
   loadMovies(null);
-  api("health").then((h) => showRun(h.run_id)).catch(() => {});
+  api("health").then((h) => {
+    showRun(h.run_id);
+    // the slider starts at the live run's default diversity until the user moves it
+    if (!state.diversityTouched && h.recipe && typeof h.recipe.diversity === "number") {
+      $("diversity").value = String(h.recipe.diversity);
+      showDiversity();
+    }
+  }).catch(() => {});
 }
 
 document.addEventListener("DOMContentLoaded", init);

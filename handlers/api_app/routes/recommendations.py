@@ -13,5 +13,11 @@ router = APIRouter(tags=["recommendations"], responses=STANDARD)
 @router.post("/recommendations", response_model=Recommendations)
 async def recommend(body: RecommendRequest, rec: RecommenderDep, live: LiveRunDep) -> Recommendations:
     return await run_blocking(
-        rec.for_liked, body.liked, body.k, body.genres, body.exclude, inline=answerable_from_memory(live)
+        rec.for_liked,
+        body.liked,
+        body.k,
+        body.genres,
+        body.exclude,
+        body.diversity,
+        inline=answerable_from_memory(live),
     )

@@ -17,5 +17,6 @@ async def for_user(
     user_id: Annotated[int, Path(ge=0, le=INT64_MAX)],
     rec: RecommenderDep,
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+    diversity: Annotated[float | None, Query(ge=0.0, le=1.0, allow_inf_nan=False)] = None,
 ) -> Recommendations:
-    return await run_blocking(rec.for_user, user_id, k)
+    return await run_blocking(rec.for_user, user_id, k, diversity)
