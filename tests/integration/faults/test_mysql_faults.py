@@ -36,7 +36,12 @@ def proxy() -> Iterator[FaultProxy]:
 
 @pytest.fixture
 def api(stores: Stores, proxy: FaultProxy, serve: Any) -> Iterator[tuple[str, httpx.Client]]:
-    env = {**stores.env, "MYSQL_HOST": "127.0.0.1", "MYSQL_PORT": str(proxy.port), "LIVE_RUN_CACHE_SECONDS": "0.5"}
+    env = {
+        **stores.env,
+        "MYSQL_HOST": "127.0.0.1",
+        "MYSQL_PORT": str(proxy.port),
+        "LIVE_RUN_CACHE_SECONDS": "0.5",
+    }
     with serve(env) as base, httpx.Client(base_url=base, timeout=30) as client:
         yield base, client
 
@@ -52,8 +57,10 @@ def _assert_store_503(a: Answer) -> None:
 def _assert_static_fast(answers: list[Answer]) -> None:
     assert all(a.status == 200 for a in answers)
     seconds = [a.seconds for a in answers]
-    # milliseconds, not the fault's duration (before the fix: 20-60 s behind one hung MySQL call)
-    assert statistics.median(seconds) < 0.1 and max(seconds) < 0.5, seconds
+    # milliseconds, not the fault's duration (before the fix: 20-60 s behind one hung MySQL call). One
+    # outlier is tolerated: a 2-core CI box shared with other jobs can deschedule the process briefly.
+    slow = [s for s in seconds if s > 0.2]
+    assert statistics.median(seconds) < 0.1 and len(slow) <= 1 and max(seconds) < 1.0, seconds
 
 
 def _recovers(client: httpx.Client, path: str) -> float:
@@ -85,7 +92,9 @@ def test_mysql_fault_is_a_bounded_503_while_other_requests_stay_fast_then_recove
     for a in answers:
         _assert_store_503(a)
     assert report.status == 503 and report.seconds <= BOUND and report.headers["retry-after"] == "5"
-    assert report.body["status"] == "unavailable" and report.body["detail"]  # the Health body, not the generic one
+    assert (
+        report.body["status"] == "unavailable" and report.body["detail"]
+    )  # the Health body, not the generic one
     proxy.set("pass")
     assert _recovers(client, "/movies/2") < 3
     assert client.get("/users/1/recommendations").status_code == 200
