@@ -99,7 +99,16 @@ def start_milvus_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     exe = Path(sys.executable).with_name("milvus-lite")
     log = (data_dir / "server.log").open("wb")
     proc = subprocess.Popen(
-        [str(exe), "server", "--data-dir", str(data_dir / "data"), "--host", "127.0.0.1", "--port", str(port)],
+        [
+            str(exe),
+            "server",
+            "--data-dir",
+            str(data_dir / "data"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={k: v for k, v in os.environ.items() if k != "MILVUS_URI"},
@@ -118,7 +127,9 @@ def start_milvus_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
         except Exception:  # noqa: BLE001 - not up yet
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                raise RuntimeError(f"milvus-lite server did not start: {(data_dir / 'server.log').read_text()[-2000:]}") from None
+                raise RuntimeError(
+                    f"milvus-lite server did not start: {(data_dir / 'server.log').read_text()[-2000:]}"
+                ) from None
             time.sleep(0.3)
 
 
