@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 DB = "graphrec_bench_faults"
 WORK = ROOT / ".local" / "bench" / "faults"
 STORE_TIMEOUT = 3.0  # the default MYSQL_READ_TIMEOUT / MILVUS_TIMEOUT (shared/settings.py)
+API_ENV: dict[str, str] = {}
 
 
 @dataclass
@@ -121,6 +122,7 @@ def env_for(milvus_uri: str, mysql_port: int | None = None) -> dict[str, str]:
     )
     if mysql_port is not None:
         env["MYSQL_PORT"] = str(mysql_port)
+        env.update(API_ENV)  # --api-env KEY=VALUE: settings for the API process only
     return env
 
 
@@ -286,7 +288,9 @@ def main() -> None:
     p.add_argument("--baseline", type=float, default=10.0)
     p.add_argument("--stall", type=float, default=10.0)
     p.add_argument("--recovery", type=float, default=5.0)
+    p.add_argument("--api-env", action="append", default=[], metavar="KEY=VALUE", help="extra API setting")
     args = p.parse_args()
+    API_ENV.update(kv.split("=", 1) for kv in args.api_env)
 
     import httpx
     import pymysql

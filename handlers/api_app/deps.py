@@ -342,8 +342,14 @@ def answerable_from_memory(live: LiveRun) -> bool:
     index is built. The run id is then pinned for the request, so nothing can trigger a MySQL refresh, and
     the route may compute on the event loop (about a millisecond of numpy) instead of paying a thread hop."""
     cached = live._cached()  # noqa: SLF001 - same module family
-    if cached is None or time.monotonic() >= cached.expires or not LOCAL_INDEX.has(cached.run_id):
+    if cached is None or not LOCAL_INDEX.has(cached.run_id):
         return False
+    now = time.monotonic()
+    fresh = now < cached.expires
+    # Expired but another request is already asking MySQL: this one would take the stale answer anyway.
+    stale_in_flight = now < cached.stale_until and _refresh_lock.locked()
+    if not (fresh or stale_in_flight):
+        return False  # this request goes to a worker thread and refreshes
     live._run_id = cached.run_id  # noqa: SLF001
     return True
 
