@@ -70,6 +70,7 @@ class Recorder:
     def start(self, name: str) -> None:
         self.phase = Phase(name)
         self.phase.cpu_start = api_cpu_seconds(self.api_pid)  # type: ignore[attr-defined]
+        self.phase.client_cpu_start = time.process_time()  # type: ignore[attr-defined]
         self.phases.append(self.phase)
         if name == "stall":
             self.stall, self.stall_started = self.phase, time.perf_counter()
@@ -77,6 +78,7 @@ class Recorder:
     def end(self, seconds: float) -> None:
         self.phase.seconds = seconds  # type: ignore[attr-defined]
         self.phase.cpu = api_cpu_seconds(self.api_pid) - self.phase.cpu_start  # type: ignore[attr-defined]
+        self.phase.client_cpu = time.process_time() - self.phase.client_cpu_start  # type: ignore[attr-defined]
 
     def phase_of(self, phase: Phase) -> Phase:
         """The phase a request that started in `phase` and ended after the stall began belongs to."""
@@ -182,7 +184,7 @@ def report(
 ) -> None:
     print(f"\n{args.clients} clients offering {args.rate:g} req/s; stall {args.stall:g} s; store timeout "
           f"{STORE_TIMEOUT:g} s, request deadline 3.5 s")  # fmt: skip
-    head = f"{'phase':<10} {'secs':>5} {'requests':>8} {'req/s':>6} {'API CPU':>7} {'errors by status':<34} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}  run ids served"
+    head = f"{'phase':<10} {'secs':>5} {'requests':>8} {'req/s':>6} {'API CPU':>7} {'clients':>7} {'errors by status':<34} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}  run ids served"
     print(head)
     print("-" * len(head))
     for ph in rec.phases:
@@ -193,6 +195,7 @@ def report(
         print(
             f"{ph.name:<10} {secs:>5.1f} {sum(ph.statuses.values()):>8} {sum(ph.statuses.values()) / max(secs, 1e-9):>6.0f} "
             f"{getattr(ph, 'cpu', float('nan')) / max(secs, 1e-9):>7.0%} "
+            f"{getattr(ph, 'client_cpu', float('nan')) / max(secs, 1e-9):>7.0%} "
             f"{str(errors or 0):<34} {np.percentile(lat, 50):>7.1f} {np.percentile(lat, 99):>7.1f} {lat.max():>7.1f}  {runs}"
         )
         if errors:
@@ -215,20 +218,39 @@ def report(
               f"{'met' if worst <= bound else 'MISSED'}")  # fmt: skip
 
 
+class ProxyProcess:
+    """tests/integration/faults/proxy.py in its own process: its forwarding threads never share a GIL with
+    the clients. SIGUSR1 stalls it, SIGUSR2 lets bytes through again."""
+
+    def __init__(self, upstream: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.integration.faults.proxy", upstream],
+            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        self.port = int(self.proc.stdout.readline())
+
+    def set(self, mode: str) -> None:
+        import signal
+
+        self.proc.send_signal({"stall": signal.SIGUSR1, "pass": signal.SIGUSR2}[mode])
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
 async def drive(
     args: argparse.Namespace,
     base: str,
     ids: list[int],
     second: str,
     milvus_uri: str,
-    proxy: object,
+    proxy: ProxyProcess,
     api_pid: int,
 ) -> None:
     import httpx
 
-    from tests.integration.faults.proxy import FaultProxy
-
-    assert isinstance(proxy, FaultProxy)
     rec = Recorder(api_pid)
     loads: list[tuple[str, tuple[float, float, float]]] = [("start", os.getloadavg())]
     stop = asyncio.Event()
@@ -296,8 +318,6 @@ def main() -> None:
     import pymysql
     from bench_api import make_ml1m_like_run
 
-    from tests.integration.faults.proxy import FaultProxy
-
     if WORK.exists():
         shutil.rmtree(WORK)
     (WORK / "runs").mkdir(parents=True)
@@ -310,7 +330,7 @@ def main() -> None:
     conn.close()
     milvus, milvus_uri = start_milvus(WORK)
     api: subprocess.Popen[bytes] | None = None
-    proxy = FaultProxy("127.0.0.1", int(os.environ.get("MYSQL_PORT", "3306")))
+    proxy = ProxyProcess(f"127.0.0.1:{int(os.environ.get('MYSQL_PORT', '3306'))}")
     try:
         first = make_ml1m_like_run(WORK / "runs", seed=0)
         time.sleep(1.1)  # run ids sort by second

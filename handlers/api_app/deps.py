@@ -249,6 +249,7 @@ class LiveRun:
         self._stale = stale_seconds
         self._vectors = vectors
         self._run_id: str | None = None
+        self._recipe: Recipe | None = None  # pinned with the run id for answers computed on the event loop
 
     @property
     def run_id(self) -> str:
@@ -259,6 +260,8 @@ class LiveRun:
     @property
     def recipe(self) -> Recipe:
         """The live run's query recipe (cached with the run id; runs without one get `recipe.LEGACY`)."""
+        if self._recipe is not None:
+            return self._recipe
         run_id = self.run_id
         cached = self._cached()
         if cached is not None and cached.run_id == run_id:
@@ -350,7 +353,7 @@ def answerable_from_memory(live: LiveRun) -> bool:
     stale_in_flight = now < cached.stale_until and _refresh_lock.locked()
     if not (fresh or stale_in_flight):
         return False  # this request goes to a worker thread and refreshes
-    live._run_id = cached.run_id  # noqa: SLF001
+    live._run_id, live._recipe = cached.run_id, cached.recipe  # noqa: SLF001 - nothing left to look up
     return True
 
 

@@ -165,3 +165,28 @@ class FaultProxy:
             except OSError:
                 break
         self._abort(*pair)
+
+
+def main() -> None:
+    """Run the proxy as its own process (the benchmark does, so that forwarding never shares a GIL with the
+    load generator): prints its port, then SIGUSR1 = stall, SIGUSR2 = pass, SIGTERM = stop."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("upstream", help="host:port to forward to")
+    args = parser.parse_args()
+    host, port = args.upstream.rsplit(":", 1)
+    proxy = FaultProxy(host, int(port))
+    stop = threading.Event()
+    signal.signal(signal.SIGUSR1, lambda *_: proxy.set("stall"))
+    signal.signal(signal.SIGUSR2, lambda *_: proxy.set("pass"))
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(proxy.port, flush=True)
+    while not stop.wait(0.5):
+        pass
+    proxy.close()
+
+
+if __name__ == "__main__":
+    main()
