@@ -53,7 +53,7 @@ def main() -> None:
     chosen, multi, selection = select_interests(index, single, val)
     report = multi_interest_report(index, chosen, multi, val, test, selection)
     report["seconds"] = round(time.perf_counter() - t0, 1)
-    for name, m in report["validation_grid"].items():  # type: ignore[union-attr]
+    for name, m in report["validation_grid"].items():  # type: ignore[attr-defined]
         print(f"validation {name:45s} " + " ".join(f"{k}={v:.4f}" for k, v in m.items() if isinstance(v, float)))
     print(f"\nchosen: {chosen.name} - {report['note']} (reference threshold {report['reference_threshold']})\n")
     print("| split | query | HR@10 | NDCG@10 | coverage | interest coverage |")

@@ -188,10 +188,12 @@ def merge(
     if len(plan_.interests) == 1 and diversity <= 0.0:
         return [Pick(m, s, 0) for m, s in list(lists[0])[:k]]
     cand_ids = list(dict.fromkeys(m for lst in lists for m, _ in lst))
-    vec: dict[int, np.ndarray] = {}
+    pos = {m: i for i, m in enumerate(cand_ids)}
+    sim = np.zeros((0, 0))
+    redundancy = np.zeros(len(cand_ids))  # (c,) max cosine of each candidate to the picked movies
     if diversity > 0.0 and cand_ids:
         mat = _unit(vectors_of(cand_ids))  # (c, D)
-        vec = {m: mat[i] for i, m in enumerate(cand_ids)}
+        sim = mat @ mat.T  # (c, c) computed once; each pick updates `redundancy` with one row
     picked: list[Pick] = []
     taken: set[int] = set()
     count = [0] * len(plan_.interests)
@@ -204,30 +206,21 @@ def merge(
         c = max(open_, key=lambda j: (weights[j] / (1 + count[j]), -j))  # D'Hondt; ties: stronger interest
         while lists[c][cursor[c]][0] in taken:
             cursor[c] += 1
+        chosen = lists[c][cursor[c]]
         if diversity > 0.0 and picked:
-            chosen = _mmr(lists[c][cursor[c] :], taken, [vec[p.movie_id] for p in picked], vec, diversity)
-        else:
-            chosen = lists[c][cursor[c]]
+            free = [(m, s) for m, s in lists[c][cursor[c] :] if m not in taken]
+            rows = np.asarray([pos[m] for m, _ in free], dtype=np.int64)  # (f,)
+            scores = np.asarray([s for _, s in free], dtype=np.float64)  # (f,)
+            # maximal marginal relevance; rounded so that float noise cannot reorder equal values
+            value = np.round((1.0 - diversity) * scores - diversity * redundancy[rows], 9)  # (f,)
+            chosen = free[int(np.argmax(value))]  # ties: the earlier (more relevant) candidate
         picked.append(Pick(int(chosen[0]), float(chosen[1]), c))
         taken.add(int(chosen[0]))
         count[c] += 1
+        if diversity > 0.0:
+            row = sim[pos[int(chosen[0])]]  # (c,)
+            redundancy = row if len(picked) == 1 else np.maximum(redundancy, row)
     return picked
-
-
-def _mmr(
-    candidates: Sequence[tuple[int, float]],
-    taken: set[int],
-    picked: list[np.ndarray],
-    vec: dict[int, np.ndarray],
-    diversity: float,
-) -> tuple[int, float]:
-    """The candidate maximising (1 - lambda) * score - lambda * max cosine to the picked items; ties: earlier."""
-    free = [(m, s) for m, s in candidates if m not in taken]
-    cand = np.stack([vec[m] for m, _ in free])  # (c, D)
-    redundancy = (cand @ np.stack(picked).T).max(axis=1)  # (c,)
-    scores = np.asarray([s for _, s in free], dtype=np.float64)  # (c,)
-    value = np.round((1.0 - diversity) * scores - diversity * redundancy, 9)  # (c,) rounded: stable ties
-    return free[int(np.argmax(value))]
 
 
 def because(plan_: Plan, item_vectors: np.ndarray) -> list[list[int]]:
