@@ -1,8 +1,12 @@
-"""Recommendation logic over the stores: the live run's recipe forms the query, one vector search, metadata.
+"""Recommendation logic over the stores: the live run's recipe forms the queries, one batched vector search,
+metadata and explanations.
 
-The query is formed by `shared.recipe.Recipe` - the same code the training job evaluated the run with, with
-the parameters it chose on validation (stored with the run). Ranking ties are broken the same way as in
-the training job's evaluation (`shared.recipe.rank`), so the API serves what the run's metrics describe.
+The queries are formed by `shared.recipe.Recipe` + `shared.interests` (one query per interest of the
+person's movies; one interest = the single-vector query) - the same code the training job evaluated the
+run with, with the parameters it chose on validation (stored with the run). Ranking ties are broken the
+same way as in the training job's evaluation (`shared.recipe.rank`), the per-interest lists are merged and
+diversified by `shared.interests.merge`, and every item carries `because` (`shared.interests.because`),
+so the API serves what the run's metrics describe.
 """
 
 from __future__ import annotations
