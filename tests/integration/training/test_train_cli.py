@@ -140,6 +140,17 @@ def test_metrics_baselines_curve_and_config(run_dir: str) -> None:
         g["hr@10"] for g in m["validation_query_grid"]["pinsage"].values()
     )
     assert artifacts.RunReader(run_dir).manifest().recipe == recipe
+    # single vector vs multi-interest: chosen on validation within the HR budget, both reported on test
+    mi = m["multi_interest"]
+    assert mi["chosen"] == recipe and set(recipe) == {"last_k", "decay", "interests", "threshold", "diversity"}
+    for split in ("validation", "test"):
+        for row in ("single", "multi", "chosen"):
+            assert set(mi[split][row]) >= {"hr@10", "ndcg@10", "coverage", "interest_coverage"}, (split, row)
+    assert mi["test"]["chosen"]["hr@10"] == test["pinsage"]["hr@10"]  # served = reported
+    if recipe["interests"] > 1:
+        assert mi["validation"]["multi"]["hr@10"] >= mi["validation"]["single"]["hr@10"] - mi["hr_budget"]
+    else:
+        assert mi["note"].startswith("single vector kept")
     assert set(m["similar_genre_agreement@10"]) == {"pinsage", "item_knn"}
     # by default the published embeddings are the validated model continued on every interaction
     assert m["refit"]["epochs"] == 3 and m["refit"]["interactions"] == 40_000
