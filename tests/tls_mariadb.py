@@ -1,4 +1,4 @@
-"""A second, private MariaDB that only accepts TLS (`require_secure_transport=ON`, like Aurora MySQL 8 by
+"""Fixtures (registered in tests/conftest.py): a second, private MariaDB that only accepts TLS (`require_secure_transport=ON`, like Aurora MySQL 8 by
 default), with a certificate issued by a CA generated here. It runs from its own data directory on a free
 loopback port, so the shared server on :3306 (which other tests and the demo use without TLS) is never
 reconfigured or restarted.
@@ -16,7 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)

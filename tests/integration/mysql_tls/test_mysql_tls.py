@@ -20,7 +20,7 @@ from shared.metadata_store import MetadataStore
 from shared.settings import Settings, clear_settings_cache, get_settings
 from shared.vector_store import StoreUnavailable
 from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER
-from tests.integration.mysql_tls.conftest import TlsMariaDB, admin
+from tests.tls_mariadb import TlsMariaDB, admin
 
 
 def _settings(db: TlsMariaDB, database: str, **over: Any) -> Settings:

@@ -28,7 +28,7 @@ from infra.local_cloud import configure_moto, create_idempotency_table, upload_f
 from infra.sam_local import LambdaContext, lambda_env, load_handler, s3_put_event
 from infra.sam_template import FunctionSpec, Resolver, functions, load_template
 from shared.settings import clear_settings_cache
-from tests.integration.mysql_tls.conftest import TlsMariaDB
+from tests.tls_mariadb import TlsMariaDB
 
 pytestmark = pytest.mark.slow
 
