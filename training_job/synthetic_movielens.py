@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from training_job.synthetic_files import GENRES, GENRE_WEIGHT, RatingsTable, random_titles, write_movielens
+from training_job.synthetic_files import GENRE_WEIGHT, GENRES, RatingsTable, random_titles, write_movielens
 
 DIM = 16
 GENRE_SHARE = 0.45  # share of a movie's taste vector explained by its genres
