@@ -9,7 +9,7 @@ cd "$ROOT"
 bash scripts/setup.sh
 export DGLBACKEND=pytorch
 log "ruff"; "$VENV/bin/ruff" check .
-log "mypy (handlers/, shared/)"; "$VENV/bin/mypy" handlers shared
+log "mypy (handlers/, shared/, training_job/)"; "$VENV/bin/mypy" handlers shared training_job
 log "cfn-lint"; "$VENV/bin/cfn-lint" template.yaml
 # sam validate --lint + sam build of every function as a user deploys it (no Docker); the deploy tests
 # then check the built folders' sizes and run the built handlers (tests/integration/deploy/).
