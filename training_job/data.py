@@ -1,4 +1,4 @@
-"""MovieLens-1M reader: folder, ml-1m.zip, s3:// prefix or a download, into clean pandas frames + a report.
+"""MovieLens-1M reader: raw files (data_sources.py) into clean pandas frames + a line report (data_report.py).
 
 Why this module is strict and loud: the training job must never crash on a dirty line, and must never be
 silently wrong either. Every line of every file ends up either in a frame or in a counted rejection
@@ -14,15 +14,9 @@ bad line is fine). All field validation is then vectorised (pyarrow.compute / nu
 
 from __future__ import annotations
 
-import hashlib
-import io
 import re
-import shutil
 import time
-import urllib.error
-import urllib.request
-import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,152 +26,42 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from shared import objectstore
 from shared.log import get_logger
-
-log = get_logger("training_job.data")
-
-DOWNLOAD_URL = "https://files.grouplens.org/datasets/movielens/ml-1m.zip"
-ZIP_NAME = "ml-1m.zip"
-USERS_FILE = "users.dat"
-MOVIES_FILE = "movies.dat"
-RATINGS_FILE = "ratings.dat"
-FILES = (USERS_FILE, MOVIES_FILE, RATINGS_FILE)
-
-SEP = b"::"
-_UNIT_SEP = "\x1f"  # never appears in MovieLens text; a stray one just makes the line malformed (counted)
-
-RATING_MIN = 0.5  # ML-1M uses 1..5; half stars (0.5..5.0) are accepted so ML-10M/latest-style files load
-RATING_MAX = 5.0
-MAX_EXAMPLES = 5
-EXAMPLE_CHARS = 200
-
-# Rejection reasons. Each rejected line is counted under the FIRST reason it fails, in this order.
-BLANK = "blank_line"
-WRONG_FIELDS = "wrong_field_count"
-NON_NUMERIC_ID = "non_numeric_id"
-NON_NUMERIC_RATING = "non_numeric_rating"
-NON_NUMERIC_TIMESTAMP = "non_numeric_timestamp"
-RATING_RANGE = "rating_out_of_range"
-UNKNOWN_USER = "unknown_user"
-UNKNOWN_MOVIE = "unknown_movie"
-DUPLICATE_RATING = "duplicate_rating"
-DUPLICATE_ID = "duplicate_id"
-
-ENTITY_REASONS = (BLANK, WRONG_FIELDS, NON_NUMERIC_ID, DUPLICATE_ID)
-RATING_REASONS = (
+from training_job.data_report import (  # the format's names; re-exported for callers of data.py
+    _ID_RE,
+    _RATING_RE,
+    _TS_RE,
+    _UNIT_SEP,
     BLANK,
-    WRONG_FIELDS,
+    DUPLICATE_ID,
+    DUPLICATE_RATING,
+    ENTITY_REASONS,
+    KNOWN_GENRES,
+    MAX_EXAMPLES,
+    MOVIES_FILE,
+    NO_GENRE,
     NON_NUMERIC_ID,
     NON_NUMERIC_RATING,
     NON_NUMERIC_TIMESTAMP,
+    RATING_MAX,
+    RATING_MIN,
     RATING_RANGE,
-    UNKNOWN_USER,
+    RATING_REASONS,
+    RATINGS_FILE,
+    SEP,
+    UNKNOWN_ATTR,
     UNKNOWN_MOVIE,
-    DUPLICATE_RATING,
+    UNKNOWN_USER,
+    USERS_FILE,
+    WRONG_FIELDS,
+    DataReport,
+    FileReport,
+    MovieLensData,
+    MovieLensError,
 )
+from training_job.data_sources import resolve
 
-# Genre names meaning "no genre" in the MovieLens family (ML-100k 'unknown', ML-latest '(no genres listed)').
-NO_GENRE = {"", "unknown", "(no genres listed)"}
-KNOWN_GENRES = (
-    "Action",
-    "Adventure",
-    "Animation",
-    "Children's",
-    "Comedy",
-    "Crime",
-    "Documentary",
-    "Drama",
-    "Fantasy",
-    "Film-Noir",
-    "Horror",
-    "Musical",
-    "Mystery",
-    "Romance",
-    "Sci-Fi",
-    "Thriller",
-    "War",
-    "Western",
-)
-UNKNOWN_ATTR = "unknown"  # what a blank user attribute (gender/age/occupation/zip) becomes
-
-_ID_RE = r"^[0-9]{1,18}$"  # fits int64
-_RATING_RE = r"^[0-9]{1,3}(\.[0-9]+)?$"
-_TS_RE = r"^-?[0-9]{1,18}$"
-
-
-class MovieLensError(ValueError):
-    """The source cannot be read as MovieLens data (missing files, nothing usable, download failed...)."""
-
-
-# --------------------------------------------------------------------------------------------- report
-
-
-@dataclass
-class FileReport:
-    """What happened to one file's lines. Invariant: lines_read == rows_kept + sum(rejected.values())."""
-
-    lines_read: int = 0
-    rows_kept: int = 0
-    rejected: dict[str, int] = field(default_factory=dict)
-    examples: dict[str, list[str]] = field(default_factory=dict)
-    encoding: str = "latin-1"
-    seconds: float = 0.0
-
-    @property
-    def total_rejected(self) -> int:
-        return sum(self.rejected.values())
-
-    def reject(self, reason: str, count: int, examples: list[str]) -> None:
-        self.rejected[reason] = self.rejected.get(reason, 0) + int(count)
-        if count and examples:
-            room = MAX_EXAMPLES - len(self.examples.get(reason, []))
-            if room > 0:
-                self.examples.setdefault(reason, []).extend(_truncate(e) for e in examples[:room])
-
-
-@dataclass
-class DataReport:
-    """Per-file line accounting plus notes on kept-but-notable rows (movies without year, etc.)."""
-
-    files: dict[str, FileReport] = field(default_factory=dict)
-    notes: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def total_rejected(self) -> int:
-        return sum(f.total_rejected for f in self.files.values())
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        for name, fr in self.files.items():
-            out["files"][name]["total_rejected"] = fr.total_rejected
-        out["total_rejected"] = self.total_rejected
-        return out
-
-    def summary(self) -> dict[str, Any]:
-        """Flat figures for one log line."""
-        out: dict[str, Any] = {}
-        for name, fr in self.files.items():
-            stem = name.split(".")[0]
-            out[f"{stem}_read"] = fr.lines_read
-            out[f"{stem}_kept"] = fr.rows_kept
-            out[f"{stem}_rejected"] = {k: v for k, v in fr.rejected.items() if v}
-        return out
-
-
-@dataclass
-class MovieLensData:
-    users: pd.DataFrame  # user_id int64, gender/age/occupation/zip category (strings)
-    movies: pd.DataFrame  # movie_id int64, title str, year Int64, genres list[str], raw_title str
-    ratings: pd.DataFrame  # user_id int64, movie_id int64, rating float32, timestamp int64
-    report: DataReport
-    source: dict[str, Any]
-
-
-def _truncate(text: str) -> str:
-    text = text.replace(_UNIT_SEP, "::")
-    return text if len(text) <= EXAMPLE_CHARS else text[:EXAMPLE_CHARS] + "..."
-
+log = get_logger("training_job.data")
 
 # ------------------------------------------------------------------------------------------- splitting
 
@@ -506,131 +390,6 @@ def parse_ratings(
     return ratings, report
 
 
-# --------------------------------------------------------------------------------------------- sources
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _from_zip(blob: bytes, label: str) -> dict[str, bytes]:
-    """The three files from an ml-1m.zip (members found by basename, e.g. under 'ml-1m/')."""
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(blob))
-    except zipfile.BadZipFile as exc:
-        raise MovieLensError(f"{label} is not a valid zip archive: {exc}") from exc
-    with zf:
-        found: dict[str, list[str]] = {f: [] for f in FILES}
-        for name in zf.namelist():
-            base = name.rsplit("/", 1)[-1]
-            if base in found and not name.startswith("__MACOSX/"):
-                found[base].append(name)
-        missing = [f for f, names in found.items() if not names]
-        if missing:
-            raise MovieLensError(f"{label} does not contain {missing} (members: {zf.namelist()[:10]})")
-        ambiguous = {f: names for f, names in found.items() if len(names) > 1}
-        if ambiguous:
-            raise MovieLensError(f"{label} holds several copies of {ambiguous}; cannot tell which to read")
-        return {f: zf.read(names[0]) for f, names in found.items()}
-
-
-def _from_folder(folder: Path) -> tuple[dict[str, bytes], str, dict[str, Any]]:
-    for candidate in (folder, folder / "ml-1m"):
-        if all((candidate / f).is_file() for f in FILES):
-            return {f: (candidate / f).read_bytes() for f in FILES}, "folder", {"path": str(candidate)}
-    zip_path = folder / ZIP_NAME
-    if zip_path.is_file():
-        blob = zip_path.read_bytes()
-        return _from_zip(blob, str(zip_path)), "zip", {"zip_sha256": _sha(blob), "path": str(zip_path)}
-    present = sorted(p.name for p in folder.iterdir())[:20]
-    raise MovieLensError(
-        f"folder {folder} holds neither {list(FILES)} (directly or under ml-1m/) nor {ZIP_NAME}; found {present}"
-    )
-
-
-def _from_s3(uri: str) -> tuple[dict[str, bytes], str, dict[str, Any]]:
-    if uri.endswith(".zip"):
-        if not objectstore.exists(uri):
-            raise MovieLensError(f"no object at {uri}")
-        blob = objectstore.read_bytes(uri)
-        return _from_zip(blob, uri), "s3-zip", {"zip_sha256": _sha(blob)}
-    prefix = uri.rstrip("/")
-    keys = list(objectstore.list_uris(prefix))
-    for candidate in (prefix, f"{prefix}/ml-1m"):
-        wanted = {f: f"{candidate}/{f}" for f in FILES}
-        if all(w in keys for w in wanted.values()):
-            return {f: objectstore.read_bytes(w) for f, w in wanted.items()}, "s3", {"prefix": candidate}
-    zips = [k for k in keys if k.endswith(".zip")]
-    preferred = [k for k in zips if objectstore.basename(k) == ZIP_NAME] or zips
-    if len(preferred) == 1:
-        blob = objectstore.read_bytes(preferred[0])
-        return _from_zip(blob, preferred[0]), "s3-zip", {"zip_uri": preferred[0], "zip_sha256": _sha(blob)}
-    shown = [k[len(prefix) :] for k in keys[:20]]
-    raise MovieLensError(
-        f"s3 prefix {uri} holds neither {list(FILES)} (directly or under ml-1m/) nor exactly one .zip; found {shown}"
-    )
-
-
-def download(cache_dir: str | Path = ".local/data", url: str | None = None, timeout: float = 60.0) -> Path:
-    """Fetch the official ml-1m.zip into cache_dir (reused when already there and a valid zip).
-
-    Written to a '.part' file and renamed only once complete and readable as a zip, so an interrupted
-    download never poisons the cache.
-    """
-    url = url or DOWNLOAD_URL
-    cache = Path(cache_dir)
-    target = cache / ZIP_NAME
-    if target.is_file() and zipfile.is_zipfile(target):
-        log.info("using cached MovieLens archive", extra={"path": str(target)})
-        return target
-    cache.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(target.name + ".part")
-    log.info("downloading MovieLens-1M", extra={"url": url, "cache": str(cache)})
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp, open(part, "wb") as out:  # noqa: S310 - fixed https URL
-            shutil.copyfileobj(resp, out, length=1 << 20)
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        part.unlink(missing_ok=True)
-        raise MovieLensError(
-            f"could not download {url}: {exc}. Without network, fetch it elsewhere and pass its path "
-            f"(or an s3:// prefix holding it) as the source, or put it at {target}."
-        ) from exc
-    if not zipfile.is_zipfile(part):
-        part.unlink(missing_ok=True)
-        raise MovieLensError(f"download from {url} is not a zip archive (proxy or error page?)")
-    part.replace(target)
-    return target
-
-
-def _resolve(
-    source: str, download_ok: bool, cache_dir: str | Path
-) -> tuple[dict[str, bytes], dict[str, Any]]:
-    if source and objectstore.is_s3(source):
-        files, kind, extra = _from_s3(source)
-    elif source and Path(source).is_dir():
-        files, kind, extra = _from_folder(Path(source))
-    elif source and Path(source).is_file():
-        blob = Path(source).read_bytes()
-        files, kind, extra = _from_zip(blob, source), "zip", {"zip_sha256": _sha(blob)}
-    elif download_ok:
-        path = download(cache_dir)
-        blob = path.read_bytes()
-        files, kind, extra = (
-            _from_zip(blob, str(path)),
-            "download",
-            {"zip_sha256": _sha(blob), "url": DOWNLOAD_URL},
-        )
-        extra["path"] = str(path)
-    else:
-        raise MovieLensError(
-            f"MovieLens source {source!r} does not exist (expected a folder, an ml-1m.zip or an s3:// prefix; "
-            "pass download=True / --download to fetch the official archive)"
-        )
-    desc: dict[str, Any] = {"uri": source or DOWNLOAD_URL, "kind": kind, **extra}
-    desc["files"] = {name: {"bytes": len(b), "sha256": _sha(b)} for name, b in files.items()}
-    return files, desc
-
-
 def load_movielens(
     source: str, *, download: bool = False, cache_dir: str | Path = ".local/data"
 ) -> MovieLensData:
@@ -641,7 +400,7 @@ def load_movielens(
     (a wrong format, e.g. ML-latest's CSV, would otherwise train on nothing).
     """
     t0 = time.perf_counter()
-    files, desc = _resolve(source, download, cache_dir)
+    files, desc = resolve(source, download, cache_dir)
     users, users_rep = parse_users(files[USERS_FILE])
     movies, movies_rep, notes = parse_movies(files[MOVIES_FILE])
     ratings, ratings_rep = parse_ratings(

@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from training_job import data
+from training_job import data, data_report
 from training_job.data import MovieLensError, load_movielens, parse_genres, parse_title
 
 from ._helpers import MOVIES, RATINGS, USERS, write_ml
@@ -223,7 +223,7 @@ def test_examples_are_capped_and_truncated(tmp_path: Path) -> None:
     assert rep.rejected["wrong_field_count"] == 12
     assert rep.examples["wrong_field_count"] == ["bad"] * data.MAX_EXAMPLES
     (example,) = rep.examples["non_numeric_rating"]
-    assert len(example) == data.EXAMPLE_CHARS + 3 and example.endswith("...")
+    assert len(example) == data_report.EXAMPLE_CHARS + 3 and example.endswith("...")
 
 
 def test_wrong_format_is_a_clear_error_not_an_empty_dataset(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import boto3
 import pytest
 
 from shared import objectstore
-from training_job import data
+from training_job import data, data_report, data_sources
 from training_job.data import MovieLensError, load_movielens
 
 from ._helpers import MOVIES, RATINGS, USERS, write_ml
@@ -90,7 +90,7 @@ def test_bad_zip_and_incomplete_sources_are_clear_errors(tmp_path: Path) -> None
 
 def test_s3_prefix_with_the_three_files(s3_bucket: str, tmp_path: Path) -> None:
     folder = write_ml(tmp_path / "ml")
-    for name in data.FILES:
+    for name in data_report.FILES:
         objectstore.upload_file(folder / name, f"s3://{s3_bucket}/datasets/ml/{name}")
     d = load_movielens(f"s3://{s3_bucket}/datasets/ml/")
     _same_data(d)
@@ -145,7 +145,7 @@ def test_download_fetches_once_then_uses_the_cache(
 ) -> None:
     base, root = http_root
     (root / "ml-1m.zip").write_bytes(_zip_bytes())
-    monkeypatch.setattr(data, "DOWNLOAD_URL", f"{base}/ml-1m.zip")
+    monkeypatch.setattr(data_sources, "DOWNLOAD_URL", f"{base}/ml-1m.zip")
     cache = tmp_path / "cache"
     d = load_movielens("", download=True, cache_dir=cache)
     _same_data(d)
@@ -165,11 +165,11 @@ def test_download_failures_leave_no_partial_file(
 ) -> None:
     base, root = http_root
     cache = tmp_path / "cache"
-    monkeypatch.setattr(data, "DOWNLOAD_URL", f"{base}/missing.zip")
+    monkeypatch.setattr(data_sources, "DOWNLOAD_URL", f"{base}/missing.zip")
     with pytest.raises(MovieLensError, match="could not download .*404"):
         load_movielens("", download=True, cache_dir=cache)
     (root / "page.zip").write_bytes(b"<html>captive portal</html>")
-    monkeypatch.setattr(data, "DOWNLOAD_URL", f"{base}/page.zip")
+    monkeypatch.setattr(data_sources, "DOWNLOAD_URL", f"{base}/page.zip")
     with pytest.raises(MovieLensError, match="not a zip archive"):
         load_movielens("", download=True, cache_dir=cache)
     assert list(cache.iterdir()) == []
