@@ -1,0 +1,469 @@
+"""The `planted` synthetic profile: MovieLens-1M-format data with planted, learnable structure (same files, latin-1, `::`).
+
+Why synthetic data: there is no network in CI, and real data cannot tell us whether the model learned
+the *right* thing. Here the right thing is planted:
+
+- taste clusters = genre combos (1-3 of the 18 MovieLens genres) with their own era (year) and their own
+  title vocabulary, so genres, year and title tokens all carry signal;
+- franchises inside clusters ("Crimson Harbor", "Crimson Harbor II", ...) that share title tokens and
+  are watched in order;
+- Zipf-like popularity, so many long-tail movies have few co-ratings: only their features (genres,
+  title tokens, year) tie them to their cluster — that is where a feature+graph model beats item-kNN;
+- users with 1-3 taste clusters (linked to gender/age) whose mixture drifts slowly over time, and a
+  time order that follows taste: the next movie is often the next one of the same franchise or cluster,
+  so a user's latest rating (the test item) is predictable from the recent ones;
+- ratings 1-5 higher inside the user's taste, timestamps strictly increasing per user.
+
+Generation is vectorised across users (one numpy step per position in the sequences), so MovieLens-1M
+size (1,000,209 ratings) takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from training_job.synthetic_files import AGE_P as _AGE_P
+from training_job.synthetic_files import AGES, GENRES, RatingsTable, write_movielens
+from training_job.synthetic_files import GENRE_WEIGHT as _GENRE_WEIGHT
+
+T_START = 956_703_932  # first and last ML-1M timestamps (2000-04-25 .. 2003-02-28)
+T_END = 1_046_454_590
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+# Title vocabulary. Each cluster takes its own slice of THEME words (so title tokens identify clusters);
+# a franchise is "<theme word> <name word>" (the pair identifies the franchise); standalone titles mix a
+# theme word with GENERIC words shared by all clusters (noise, as in real titles).
+THEME = _words(
+    "Crimson Shadow Empire Velvet Thunder Midnight Orchid Iron Lantern Silver Canyon Frozen "
+    "Meridian Scarlet Falcon Hollow Crown Emerald Tide Golden Serpent Compass Garden Burning Ridge "
+    "Copper Phantom Circus Glass Kingdom Savage Prairie Lunar Station Marble Saint Neon Alley Paper "
+    "Tiger Ivory Tower Anchor Desert Rose Carnival Crystal Forest Valley Stone River Electric "
+    "Velour Amber Signal Cobalt Sparrow Trail Palace Jade Dragon Obsidian Rainbow Pony Clockwork "
+    "Starlight Diner Rogue Planet Orchard Gilded Cage Frontier Mill Sapphire Coast Cosmic Voyage "
+    "Twilight Almond Northern Bayou Horizon Rider Island Escape Cipher Bear Boulevard Café Noël "
+    "Über Straße Château Fiancée Señor Mañana Rêve Étoile Øresund Kölsch Zürich Piñata Garçon Déjà "
+    "Soirée Naïve Fräulein Badger Cathedral Pharaoh Galleon Tundra Monsoon Samurai Outlaw Nebula "
+    "Android Vampire Goblin Spectre Wolfpack Gangster Detective Sheriff Commando Ballerina Puppet "
+    "Dinosaur Pirate Wizard Mermaid Cowboy Ninja Zombie Robot Spy Mummy Yeti Phoenix Titan "
+    "Gladiator "
+)
+NAMES = _words(
+    "Harbor Moon Empire Storm Heart Road Code Gate Legacy Protocol Affair Project Society "
+    "Expedition Files Chronicles Conspiracy Paradox Requiem Rhapsody Sonata Serenade Junction "
+    "Crossing Station Hotel Express Academy Brigade Syndicate Factor Dilemma Effect Gambit Sequence "
+    "Agenda Vendetta Quest Frontier Odyssey Mystery Curse Riddle Secret Heist Job Deal Run Hunt "
+    "Chase Trap Game Rules Diaries Tapes Letters Summer Winter Spring Autumn Weekend Holiday "
+    "Wedding Reunion Party Affair Island Valley Canyon Lagoon Bridge "
+)
+NAMES = tuple(w for w in dict.fromkeys(NAMES) if w not in THEME)  # distinct from cluster tokens
+GENERIC = _words(
+    "Return Night Day Love Story Man Woman Girl Boy City House Road Game Last First Dark Light Time "
+    "World Heart Blood Fire Water Dead Life Secret King Queen Summer Winter War Home Dream Sky Star "
+    "Legend "
+)
+ZIPF = 1.0  # popularity exponent over a random global rank
+NEW_RELEASE_TAU = (0.9, 0.99)  # new releases become available at this fraction of each user's history
+SUFFIX_WORDS = (
+    "Reckoning",
+    "Uprising",
+    "Homecoming",
+    "Revenge",
+    "Legacy",
+    "Origins",
+    "Awakening",
+    "Showdown",
+)
+ROMAN = ("", " II", " III", " IV", " V", " VI", " VII", " VIII")
+
+
+@dataclass(frozen=True)
+class PlantedCatalogue:
+    """The planted movies: what anyone can see (title, year, genres) and the structure behind behaviour."""
+
+    cluster: np.ndarray  # (M,) taste cluster, contiguous per cluster
+    combos: list[tuple[int, ...]]  # each cluster's genre combination (indices into GENRES)
+    franchise: np.ndarray  # (M,) franchise id, -1 = standalone
+    fr_pos: np.ndarray  # (M,) position inside the franchise
+    year: np.ndarray  # (M,)
+    title: list[str]
+    genres: list[list[str]]
+    pop: np.ndarray  # (M,) popularity weight
+    release: np.ndarray  # (M,) fraction of each user's history after which the movie can be rated
+    nxt: np.ndarray  # (M,) the next movie of the franchise, -1 = none
+    n_franchises: int
+
+
+def _choice_p(rng: np.random.Generator, weights: np.ndarray, size: int) -> np.ndarray:
+    p = weights / weights.sum()
+    return rng.choice(len(p), size=size, p=p)
+
+
+def _standalone_title(rng: np.random.Generator, vocab: list[str]) -> str:
+    w, g = rng.choice(vocab), rng.choice(GENERIC)
+    pattern = int(rng.integers(0, 4))
+    return [f"{w} {g}", f"{g} of the {w}", f"The {w} {g}", f"A {g} {w}"][pattern]
+
+
+def _make_clusters(rng: np.random.Generator, n_clusters: int) -> list[tuple[int, ...]]:
+    """Distinct genre combos of 1-3 genres, primary genre drawn with ML-1M frequencies."""
+    combos: list[tuple[int, ...]] = []
+    seen: set[tuple[int, ...]] = set()
+    while len(combos) < n_clusters:
+        k = int(rng.choice([1, 2, 3], p=[0.3, 0.45, 0.25]))
+        gs = tuple(sorted(set(_choice_p(rng, _GENRE_WEIGHT, k).tolist())))
+        if gs not in seen:
+            seen.add(gs)
+            combos.append(gs)
+    return combos
+
+
+def _catalogue(rng: np.random.Generator, n_movies: int, n_clusters: int) -> PlantedCatalogue:
+    """Movies: cluster, franchise, order in franchise, year, genres, title, popularity."""
+    combos = _make_clusters(rng, n_clusters)
+    era = rng.choice(
+        [1955.0, 1970.0, 1982.0, 1990.0, 1995.0, 1997.0],
+        size=n_clusters,
+        p=[0.08, 0.1, 0.15, 0.2, 0.25, 0.22],
+    )
+    words = list(THEME)
+    rng.shuffle(words)
+    per = max(2, len(words) // n_clusters)
+    vocab = [
+        words[(c * per) % len(words) : (c * per) % len(words) + per] or words[:per] for c in range(n_clusters)
+    ]
+
+    cluster_w = rng.dirichlet(np.full(n_clusters, 3.0))
+    cluster = np.sort(_choice_p(rng, cluster_w, n_movies))  # (M,) contiguous per cluster
+    franchise = np.full(n_movies, -1, dtype=np.int64)  # (M,)
+    fr_pos = np.zeros(n_movies, dtype=np.int64)  # (M,)
+    years = np.zeros(n_movies, dtype=np.int64)
+    titles: list[str] = [""] * n_movies
+    n_fr = 0
+    used: set[str] = set()
+
+    def unique(make: Any) -> str:
+        """A title not used yet: redraw a few times, then number it (like real remakes)."""
+        title = make()
+        for _ in range(20):
+            if title not in used:
+                break
+            title = make()
+        out, k = title, 2
+        while out in used:
+            out, k = f"{title} {k}", k + 1
+        used.add(out)
+        return out
+
+    for c in range(n_clusters):
+        idx = np.flatnonzero(cluster == c)
+        i = 0
+        while i < len(idx):
+            mean_year = era[c] + rng.normal(0, 8)
+            if rng.random() < 0.45 and len(idx) - i >= 2:  # a franchise of 2-6 movies
+                size = int(min(len(idx) - i, rng.integers(2, 7)))
+                article = "The " if rng.random() < 0.15 else ""
+                name = unique(lambda c=c, a=article: f"{a}{rng.choice(vocab[c])} {rng.choice(NAMES)}")
+                year = int(np.clip(mean_year - 3 * size, 1919, 2000))
+                for k in range(size):
+                    m = idx[i + k]
+                    franchise[m], fr_pos[m] = n_fr, k
+                    if k == 0:
+                        t = name
+                    elif k < len(ROMAN) and rng.random() < 0.7:
+                        t = f"{name}{ROMAN[k]}"
+                    else:
+                        t = f"{name}: {rng.choice(SUFFIX_WORDS)}"
+                    titles[m] = t if k == 0 else unique(lambda t=t: t)
+                    years[m] = min(2000, year)
+                    year += int(rng.integers(1, 5))
+                n_fr += 1
+                i += size
+            else:
+                m = idx[i]
+                titles[m] = unique(lambda c=c: _standalone_title(rng, vocab[c]))
+                years[m] = int(np.clip(round(mean_year + rng.normal(0, 6)), 1919, 2000))
+                i += 1
+
+    genres: list[list[str]] = []
+    for m in range(n_movies):
+        gs = list(combos[cluster[m]])
+        if len(gs) < 3 and rng.random() < 0.15:  # feature noise: an extra genre...
+            extra = int(_choice_p(rng, _GENRE_WEIGHT, 1)[0])
+            if extra not in gs:
+                gs.append(extra)
+        elif len(gs) > 1 and rng.random() < 0.1:  # ...or one missing
+            gs.pop(int(rng.integers(len(gs))))
+        genres.append([GENRES[g] for g in sorted(gs)])
+
+    # Zipf-like popularity over a random global rank; franchise openers are the popular entries.
+    rank = rng.permutation(n_movies) + 1
+    pop = rank.astype(float) ** -ZIPF
+    pop[fr_pos > 0] *= 0.6 ** fr_pos[fr_pos > 0]
+    # New releases (some franchises' latest sequel, a few standalones): only available at the end of each
+    # user's history, so they have few training co-ratings and show up as test items -- the cold-ish
+    # items where title tokens / genres / year must do the work that co-occurrence cannot.
+    nxt = _next_in_franchise(franchise, fr_pos)
+    new = ((franchise >= 0) & (fr_pos > 0) & (nxt < 0) & (rng.random(n_movies) < 0.35)) | (
+        (franchise < 0) & (rng.random(n_movies) < 0.04)
+    )
+    release = np.where(new, rng.uniform(*NEW_RELEASE_TAU, size=n_movies), 0.0)
+    years[new] = np.maximum(years[new], rng.choice([1999, 2000], size=int(new.sum())))
+    pop[new] *= 3.0
+    return PlantedCatalogue(
+        cluster=cluster,
+        combos=combos,
+        franchise=franchise,
+        fr_pos=fr_pos,
+        year=years,
+        title=titles,
+        genres=genres,
+        pop=pop,
+        release=release,
+        nxt=nxt,
+        n_franchises=n_fr,
+    )
+
+
+def _next_in_franchise(franchise: np.ndarray, fr_pos: np.ndarray) -> np.ndarray:
+    """nxt[m] = the movie after m in its franchise (-1 for the last one and for standalone movies)."""
+    nxt = np.full(len(franchise), -1, dtype=np.int64)
+    order = np.lexsort((fr_pos, franchise))
+    f = franchise[order]
+    same = (f[:-1] == f[1:]) & (f[:-1] >= 0)
+    nxt[order[:-1][same]] = order[1:][same]
+    return nxt
+
+
+def _counts_per_user(rng: np.random.Generator, n_users: int, n_movies: int, n_ratings: int) -> np.ndarray:
+    """Long-tailed ratings per user, ML-1M-like (min 20, mean ~165), summing to exactly n_ratings."""
+    cap = max(1, int(0.6 * n_movies))
+    base = min(20, n_ratings // n_users, cap)
+    weights = rng.lognormal(0.0, 1.1, size=n_users)
+    counts = base + rng.multinomial(n_ratings - base * n_users, weights / weights.sum())
+    for _ in range(100):  # move the excess of anyone over the cap to users with room
+        excess = np.clip(counts - cap, 0, None)
+        if not excess.any():
+            break
+        counts -= excess
+        room = cap - counts
+        counts += rng.multinomial(int(excess.sum()), room / room.sum())
+    counts = np.minimum(counts, cap)
+    short = n_ratings - int(counts.sum())
+    while short > 0:  # deterministic fill of what the cap left over (only in tiny, tight configs)
+        room = np.flatnonzero(counts < cap)
+        take = room[: min(short, len(room))]
+        counts[take] += 1
+        short -= len(take)
+    return counts.astype(np.int64)
+
+
+class _ClusterSampler:
+    """Popularity-weighted draws of a movie inside given clusters, vectorised over users."""
+
+    def __init__(self, cluster: np.ndarray, pop: np.ndarray, n_clusters: int) -> None:
+        self.order = np.argsort(cluster, kind="stable")  # movies grouped by cluster
+        c_sorted = cluster[self.order]
+        w = pop[self.order]
+        cum = np.zeros(len(w))
+        for c in range(n_clusters):
+            sl = c_sorted == c
+            if sl.any():
+                cs = np.cumsum(w[sl])
+                cum[sl] = c + cs / cs[-1]  # cluster c occupies (c, c+1]
+        self.cum = cum
+        self.global_cum = np.cumsum(pop) / pop.sum()
+
+    def draw(self, rng: np.random.Generator, clusters: np.ndarray) -> np.ndarray:
+        u = clusters + rng.random(len(clusters)) * (1 - 1e-12)
+        pos = np.searchsorted(self.cum, u, side="left")
+        return self.order[np.minimum(pos, len(self.order) - 1)]
+
+    def draw_global(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return np.minimum(np.searchsorted(self.global_cum, rng.random(size)), len(self.global_cum) - 1)
+
+
+def _user_tastes(
+    rng: np.random.Generator,
+    n_users: int,
+    n_clusters: int,
+    cluster_pop: np.ndarray,
+    gender: np.ndarray,
+    age: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """1-3 taste clusters per user (demographics shift the prior) and start/end mixture weights."""
+    aff_g = rng.normal(0, 0.6, size=(2, n_clusters))
+    aff_a = rng.normal(0, 0.6, size=(len(AGES), n_clusters))
+    logits = np.log(cluster_pop)[None, :] + aff_g[gender] + aff_a[age]  # (U, C)
+    gumbel = -np.log(-np.log(rng.random((n_users, n_clusters))))
+    top = np.argsort(-(logits + gumbel), axis=1)[:, :3]  # (U, 3) distinct clusters
+    k = rng.choice([1, 2, 3], size=n_users, p=[0.3, 0.45, 0.25])
+    k = np.minimum(k, n_clusters)
+    mask = np.arange(3)[None, :] < k[:, None]  # (U, 3)
+    w0 = rng.dirichlet(np.ones(3), size=n_users) * mask
+    w1 = rng.dirichlet(np.ones(3), size=n_users) * mask
+    w0 /= w0.sum(1, keepdims=True)
+    w1 /= w1.sum(1, keepdims=True)
+    top = np.where(mask, top, top[:, :1])
+    return top, w0, w1
+
+
+def _sequences(
+    rng: np.random.Generator,
+    cat: PlantedCatalogue,
+    counts: np.ndarray,
+    tastes: np.ndarray,
+    w0: np.ndarray,
+    w1: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each user's movies in time order. Returns flat (user_idx, movie_idx, in_taste) arrays."""
+    n_users = len(counts)
+    n_movies = len(cat.cluster)
+    cluster = cat.cluster
+    sampler = _ClusterSampler(cluster, cat.pop, len(cat.combos))
+    nxt = cat.nxt
+    release = cat.release
+    logpop = np.log(cat.pop)
+    p_franchise, p_stay, p_explore = 0.45, 0.3, 0.05  # else: switch to a taste cluster drawn at time t
+
+    out_u, out_m, out_t = [], [], []
+    order = np.argsort(-counts, kind="stable")  # longest first: active users are a prefix
+    chunk = max(1, min(n_users, (64 << 20) // max(n_movies, 1)))  # seen matrix <= 64 MB
+    for start in range(0, n_users, chunk):
+        users = order[start : start + chunk]
+        n = len(users)
+        seen = np.zeros((n, n_movies), dtype=bool)
+        lengths = counts[users]
+        items = np.full((n, int(lengths.max())), -1, dtype=np.int64)
+        cur = np.full(n, -1, dtype=np.int64)
+        cur_c = tastes[users, 0].copy()
+        for t in tqdm(
+            range(int(lengths.max())), desc="synthetic ratings", unit="step", leave=False, disable=None
+        ):
+            a = int(np.searchsorted(-lengths, -t, side="left"))  # users with length > t (sorted desc)
+            act = np.arange(a)
+            a_users = users[act]
+            tau = np.minimum(t / np.maximum(lengths[act] - 1, 1), 1.0)
+            w = (1 - tau)[:, None] * w0[a_users] + tau[:, None] * w1[a_users]  # (A, 3) drifting mixture
+            pick = (rng.random(a)[:, None] > np.cumsum(w, axis=1)).sum(1).clip(0, 2)
+            switch_c = tastes[a_users, pick]
+            u = rng.random(a)
+            choice = np.full(a, -1, dtype=np.int64)
+            # 1) next movie of the current franchise (skipping ones already seen)
+            fr = (u < p_franchise) & (cur[act] >= 0)
+            cand = np.where(fr, nxt[np.maximum(cur[act], 0)], -1)
+            for _ in range(3):
+                c0 = np.maximum(cand, 0)
+                bad = (cand >= 0) & (seen[act, c0] | (release[c0] > tau))
+                cand = np.where(bad, nxt[c0], cand)
+            c0 = np.maximum(cand, 0)
+            choice = np.where((cand >= 0) & ~seen[act, c0] & (release[c0] <= tau), cand, -1)
+            # 2) same cluster, 3) another taste cluster (drifting), 4) exploration anywhere
+            explore = (u >= p_franchise + p_stay) & (u < p_franchise + p_stay + p_explore) & (cur[act] >= 0)
+            stay = (u >= p_franchise) & (u < p_franchise + p_stay) & (cur[act] >= 0)
+            target_c = np.where(stay | fr, cur_c[act], switch_c)
+            need = (choice < 0) & ~explore
+            for _ in range(8):
+                idx = np.flatnonzero(need)
+                if not len(idx):
+                    break
+                draw = sampler.draw(rng, target_c[idx])
+                ok = ~seen[act[idx], draw] & (release[draw] <= tau[idx])
+                choice[idx[ok]] = draw[ok]
+                need[idx[ok]] = False
+            need = choice < 0
+            for _ in range(8):
+                idx = np.flatnonzero(need)
+                if not len(idx):
+                    break
+                draw = sampler.draw_global(rng, len(idx))
+                ok = ~seen[act[idx], draw] & (release[draw] <= tau[idx])
+                choice[idx[ok]] = draw[ok]
+                need[idx[ok]] = False
+            idx = np.flatnonzero(choice < 0)
+            if len(idx):  # heavy users: exact popularity-weighted draw among what they have not seen
+                scores = logpop[None, :] + rng.gumbel(size=(len(idx), n_movies))  # (k, M)
+                scores[seen[act[idx]]] = -np.inf
+                unreleased = release[None, :] > tau[idx, None]  # (k, M)
+                scores -= 1e6 * unreleased  # unreleased only when everything released was seen
+                choice[idx] = np.argmax(scores, axis=1)
+            seen[act, choice] = True
+            items[act, t] = choice
+            cur[act] = choice
+            cur_c[act] = np.where(explore, cur_c[act], cluster[choice])
+        valid = items >= 0
+        rows = np.broadcast_to(users[:, None], items.shape)[valid]
+        movies_flat = items[valid]
+        in_taste = (tastes[rows] == cluster[movies_flat][:, None]).any(1)
+        out_u.append(rows)
+        out_m.append(movies_flat)
+        out_t.append(in_taste)
+    return np.concatenate(out_u), np.concatenate(out_m), np.concatenate(out_t)
+
+
+def generate(out_dir: str | Path, *, users: int, movies: int, ratings: int, seed: int) -> dict[str, Any]:
+    """Write the planted profile's three files (sizes already validated by synthetic.generate)."""
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    n_clusters = int(np.clip(movies // 150, 4, 30))
+
+    cat = _catalogue(rng, movies, n_clusters)
+    gender = (rng.random(users) < 0.283).astype(np.int64)  # 0 = M, 1 = F (ML-1M: 28% F)
+    age = _choice_p(rng, _AGE_P, users)
+    cluster_pop = np.bincount(cat.cluster, weights=cat.pop, minlength=n_clusters) + 1e-9
+    tastes, w0, w1 = _user_tastes(rng, users, n_clusters, cluster_pop, gender, age)
+
+    counts = _counts_per_user(rng, users, movies, ratings)
+    u_idx, m_idx, in_taste = _sequences(rng, cat, counts, tastes, w0, w1)
+
+    # Ratings: higher inside the user's taste, plus item quality and user bias.
+    quality = rng.normal(0, 0.45, size=movies)
+    bias = rng.normal(0, 0.35, size=users)
+    score = np.where(in_taste, 4.0, 2.9) + quality[m_idx] + bias[u_idx] + rng.normal(0, 0.75, size=len(u_idx))
+    stars = np.clip(np.rint(score), 1, 5).astype(np.int64)
+
+    # Timestamps: strictly increasing per user; sessions of quick ratings separated by days.
+    grp_start = np.r_[0, np.flatnonzero(np.diff(u_idx)) + 1]  # u_idx is grouped by user, in time order
+    gaps = np.where(
+        rng.random(len(u_idx)) < 0.9, rng.exponential(90, len(u_idx)), rng.exponential(5 * 86400, len(u_idx))
+    )
+    gaps = 1 + gaps.astype(np.int64)
+    user_start = T_START + (rng.random(users) ** 1.5 * (T_END - T_START) * 0.9).astype(np.int64)
+    gaps[grp_start] = user_start[u_idx[grp_start]]
+    csum = np.cumsum(gaps)
+    offsets = np.repeat(csum[grp_start] - gaps[grp_start], np.diff(np.r_[grp_start, len(u_idx)]))
+    ts = csum - offsets
+
+    files = write_movielens(
+        out, rng, RatingsTable(u_idx, m_idx, stars, ts), cat.title, cat.year, cat.genres, users,
+        gender=gender, age=age,
+    )
+
+    summary = {
+        "profile": "planted",
+        "out_dir": str(out),
+        "users": users,
+        "movies": movies,
+        "ratings": int(len(u_idx)),
+        "seed": seed,
+        "clusters": n_clusters,
+        "franchises": int(cat.n_franchises),
+        "movies_in_franchises": int((cat.franchise >= 0).sum()),
+        "movies_rated": int(len(np.unique(m_idx))),
+        "ratings_in_taste": round(float(in_taste.mean()), 4),
+        "mean_rating": round(float(stars.mean()), 4),
+        "files": files,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    return summary
