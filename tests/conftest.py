@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -151,7 +153,7 @@ def _milvus_ready(uri: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def milvus_server() -> Iterator[str]:
     """A Milvus server reached over the network: http://127.0.0.1:<port>.
 
     TEST_MILVUS_SERVER_URI (e.g. a Milvus standalone container) wins; otherwise `milvus-lite server` is
@@ -165,7 +167,9 @@ def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield given.rstrip("/")
         return
     exe = Path(sys.executable).with_name("milvus-lite")
-    data = tmp_path_factory.mktemp("milvus-server")
+    # Not under pytest's basetemp: a concurrent pytest session prunes old basetemps, which would delete the
+    # data of a server this session still uses.
+    data = Path(tempfile.mkdtemp(prefix="graphrec-milvus-server-"))
     port = free_port()
     log = (data / "server.log").open("wb")
     proc = subprocess.Popen(
@@ -190,6 +194,7 @@ def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.kill()
             proc.wait(timeout=10)
         log.close()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 @contextlib.contextmanager

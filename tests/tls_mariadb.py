@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -99,12 +100,13 @@ def _admin(db: TlsMariaDB, sql: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def tls_mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsMariaDB]:
+def tls_mariadb() -> Iterator[TlsMariaDB]:
     install_db = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
     mariadbd = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
     if not install_db or not Path(mariadbd).exists():
         pytest.fail("MariaDB server binaries are missing: bash scripts/ensure_mariadb.sh installs them")
-    base = tmp_path_factory.mktemp("mariadb-tls")
+    # Not under pytest's basetemp: a concurrent pytest session prunes old basetemps (with this datadir).
+    base = Path(tempfile.mkdtemp(prefix="graphrec-mariadb-tls-"))
     ca = _write_pki(base)
     data, sock, port = base / "data", str(base / "mysqld.sock"), free_port()
     subprocess.run(
@@ -144,6 +146,7 @@ def tls_mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsMariaDB
             proc.kill()
             proc.wait(timeout=10)
         log.close()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
