@@ -102,11 +102,12 @@ def cluster(vectors: np.ndarray, threshold: float) -> list[list[int]]:
     active = np.ones(n, dtype=bool)
     nearest = np.argmin(dist, axis=1)  # (n,)
     nearest_d = dist[np.arange(n), nearest]  # (n,)
-    for _ in range(n - 1):
+    for left in range(n - 1, 0, -1):  # `left` = active clusters after this merge
         i = int(np.argmin(nearest_d))
         if not nearest_d[i] <= threshold:
             break
-        a, b = sorted((i, int(nearest[i])))  # b joins a
+        j = int(nearest[i])
+        a, b = (i, j) if i < j else (j, i)  # b joins a
         merged = (size[a] * dist[a] + size[b] * dist[b]) / (size[a] + size[b])  # (n,) Lance-Williams
         dist[a, :] = merged
         dist[:, a] = merged
@@ -118,12 +119,14 @@ def cluster(vectors: np.ndarray, threshold: float) -> list[list[int]]:
         members[b] = []
         active[b] = False
         nearest_d[b] = np.inf
-        stale = np.flatnonzero(active & ((nearest == a) | (nearest == b)))
-        stale = np.union1d(stale, [a]).astype(np.int64)
-        if active.sum() <= 1:
+        if left == 1:
             break
-        nearest[stale] = np.argmin(dist[stale], axis=1)
-        nearest_d[stale] = dist[stale, nearest[stale]]
+        stale_mask = (nearest == a) | (nearest == b)  # (n,) rows whose nearest cluster changed
+        stale_mask[a] = True
+        stale = np.flatnonzero(stale_mask & active)
+        sub = dist[stale]  # (s, n)
+        nearest[stale] = np.argmin(sub, axis=1)
+        nearest_d[stale] = sub[np.arange(len(stale)), nearest[stale]]
     groups = [sorted(m) for m in members if m]
     return sorted(groups, key=lambda g: g[0])
 
@@ -200,12 +203,13 @@ def merge(
     cursor = [0] * len(plan_.interests)  # first possibly-unused position of each list
     weights = [i.weight for i in plan_.interests]
     while len(picked) < k:
-        open_ = [c for c in range(len(lists)) if any(m not in taken for m, _ in lists[c][cursor[c] :])]
+        for c in range(len(lists)):  # skip movies another interest already took
+            while cursor[c] < len(lists[c]) and lists[c][cursor[c]][0] in taken:
+                cursor[c] += 1
+        open_ = [c for c in range(len(lists)) if cursor[c] < len(lists[c])]
         if not open_:
             break
         c = max(open_, key=lambda j: (weights[j] / (1 + count[j]), -j))  # D'Hondt; ties: stronger interest
-        while lists[c][cursor[c]][0] in taken:
-            cursor[c] += 1
         chosen = lists[c][cursor[c]]
         if diversity > 0.0 and picked:
             free = [(m, s) for m, s in lists[c][cursor[c] :] if m not in taken]
@@ -233,11 +237,12 @@ def because(plan_: Plan, item_vectors: np.ndarray) -> list[list[int]]:
         return []
     sims = np.round(_unit(item_vectors) @ plan_.vectors.T.astype(np.float64), 6)  # (m, n)
     n = len(plan_.selected)
+    recency = np.broadcast_to(-np.arange(n), sims.shape)  # (m, n) ties: the more recent movie first
+    order = np.lexsort((recency, -sims), axis=1)[:, :MAX_BECAUSE]  # (m, <=3) strongest first
     out = []
-    for row in sims:
-        order = sorted(range(n), key=lambda j: (-row[j], -j))
-        best = row[order[0]]
-        keep = [order[0]] + [j for j in order[1:MAX_BECAUSE] if row[j] >= best - BECAUSE_MARGIN and row[j] > 0]
+    for row, best_rows in zip(sims, order, strict=True):
+        best = row[best_rows[0]]
+        keep = [int(best_rows[0])] + [int(j) for j in best_rows[1:] if row[j] >= best - BECAUSE_MARGIN and row[j] > 0]
         out.append([plan_.selected[j] for j in keep])
     return out
 
