@@ -23,7 +23,7 @@ from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from shared.vector_store import StoreUnavailable
+from shared.errors import StoreUnavailable
 
 if TYPE_CHECKING:  # pragma: no cover
     from shared.settings import Settings

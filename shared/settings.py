@@ -15,6 +15,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.errors import StoreUnavailable
+
 LOCAL_DIR = Path(".local")
 # Amazon RDS / Aurora CA certificates (scripts/update_rds_ca.sh), shipped inside every Lambda package.
 RDS_CA_BUNDLE = Path(__file__).resolve().parent / "certs" / "rds-ca-bundle.pem"
@@ -108,7 +110,7 @@ class Settings(BaseSettings):
     # --- retraining -------------------------------------------------------------------------
     training_job_queue: str = "graphrec-gpu"
     training_job_definition: str = "graphrec-train"
-    training_default_epochs: int = 20
+    training_default_epochs: int = 1000  # the time budget and the trainer's --patience decide
 
     log_level: str = "INFO"
     service_name: str = "graphrec"
@@ -184,8 +186,6 @@ def _fetch_secret_json(arn: str) -> dict[str, Any]:
     import boto3
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
-
-    from shared.vector_store import StoreUnavailable
 
     config = Config(
         connect_timeout=SECRETS_CONNECT_TIMEOUT,

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shared.artifacts import RUN_ID_RE, collection_name
+from shared.errors import BulkImportError, StoreUnavailable  # re-exported: old import path
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -44,10 +45,6 @@ COLLECTION_PREFIX = "movies_"
 # Codes pymilvus/Milvus use for "not there" (collection or alias) and "not loaded".
 _NOT_FOUND_CODES = {100}
 _NOT_LOADED_CODES = {101}
-
-
-class StoreUnavailable(RuntimeError):
-    """The backing store (Milvus or MySQL) cannot be reached or cannot serve the request. API -> 503."""
 
 
 _import_lock = threading.Lock()
@@ -590,10 +587,6 @@ def import_request(collection: str, file_uris: Sequence[str], db_name: str = "")
     if db_name:
         body["dbName"] = db_name
     return body
-
-
-class BulkImportError(RuntimeError):
-    """The Milvus import job failed or timed out."""
 
 
 def _rest(

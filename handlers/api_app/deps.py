@@ -29,6 +29,7 @@ from handlers.api_app.errors import NoLiveRun
 from handlers.api_app.local_index import CACHE as LOCAL_INDEX
 from handlers.api_app.recommender import Recommender
 from handlers.api_app.stores import MetadataReader, RunInfo, VectorReader
+from shared.errors import StoreUnavailable
 from shared.log import get_logger
 from shared.recipe import Recipe
 from shared.settings import Settings, get_settings
@@ -114,8 +115,6 @@ class StorePool:
             while not self._free and self._count >= self._size:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    from shared.vector_store import StoreUnavailable
-
                     raise StoreUnavailable(
                         f"all {self._size} MySQL connections stayed busy for {self._wait:g} s"
                     )

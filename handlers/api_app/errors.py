@@ -7,7 +7,6 @@ that cannot be reached -> 503 with Retry-After. Anything unexpected is handled b
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from handlers.api_app.context import current_request_id
+from shared.errors import StoreUnavailable
 
 RETRY_AFTER_SECONDS = "5"
 
@@ -70,12 +70,8 @@ def error_response(status_code: int, detail: str, **extra: Any) -> JSONResponse:
 
 
 def is_store_unavailable(exc: BaseException) -> bool:
-    """True for the stores' StoreUnavailable, looked up lazily so this module never imports pymilvus."""
-    for name in ("shared.vector_store", "shared.metadata_store"):
-        cls = getattr(sys.modules.get(name), "StoreUnavailable", None)
-        if isinstance(cls, type) and isinstance(exc, cls):
-            return True
-    return False
+    """True for the stores' StoreUnavailable (shared.errors imports nothing, so neither pymilvus nor pymysql)."""
+    return isinstance(exc, StoreUnavailable)
 
 
 def _readable(errors: list[Any]) -> tuple[str, list[dict[str, object]]]:
