@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared import artifacts, objectstore
 from shared.artifacts import RUN_ID_RE, RunFormatError, RunReader
+from shared.errors import StoreUnavailable
 from shared.log import get_logger, log_to_stderr
+from shared.run_status import RunStatus
 from shared.settings import Settings, get_settings
-from shared.vector_store import StoreUnavailable
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -555,11 +556,11 @@ def _mark_failed(run_id: str, reason: str, meta: MetadataStore, manifest_uri: st
     """Record the failure; False when the run is live or retired (never demoted) or MySQL is down."""
     try:
         rec = meta.get_run(run_id)
-        if rec is not None and rec.status in ("live", "retired"):
+        if rec is not None and rec.status in (RunStatus.LIVE, RunStatus.RETIRED):
             return False  # a concurrent/earlier load already succeeded: never demote a good run
         if rec is None:
-            meta.upsert_run(run_id, status="failed", dim=0, counts={}, metrics={}, manifest_uri=manifest_uri)
-        meta.set_status(run_id, "failed", reason[:2000])
+            meta.upsert_run(run_id, status=RunStatus.FAILED, dim=0, counts={}, metrics={}, manifest_uri=manifest_uri)
+        meta.set_status(run_id, RunStatus.FAILED, reason[:2000])
         return True
     except Exception as exc:  # noqa: BLE001
         logger.error(
@@ -627,11 +628,11 @@ def _load_locked(
         if run_id is not None:
             existing = RETRY.call("get_run", partial(meta.get_run, run_id))
             if existing is not None and (
-                existing.status == "live" or (existing.status == "retired" and not reload)
+                existing.status == RunStatus.LIVE or (existing.status == RunStatus.RETIRED and not reload)
             ):
                 logger.info("run already loaded; nothing to do", extra={**log, "status": existing.status})
                 res.outcome, res.reason = "noop", f"run is already {existing.status}"
-                if existing.status == "retired":
+                if existing.status == RunStatus.RETIRED:
                     res.reason += "; load it from the CLI (or with \"reload\": true) to make it live again"
                 return res
         reader = RunReader(manifest_uri)
@@ -642,21 +643,21 @@ def _load_locked(
             check_size_against_live(v, meta, settings.loader_min_size_ratio)
 
         existing = RETRY.call("get_run", lambda: meta.get_run(run_id))
-        reuse = existing is not None and existing.status == "retired" and _complete(existing, meta, vectors)
-        if existing is not None and (existing.status == "failed" or (existing.status == "retired" and not reuse)):
+        reuse = existing is not None and existing.status == RunStatus.RETIRED and _complete(existing, meta, vectors)
+        if existing is not None and (existing.status == RunStatus.FAILED or (existing.status == RunStatus.RETIRED and not reuse)):
             # A failed attempt has no concurrent loader: start clean (fast inserts, no stale rows). A retired
             # run whose data was pruned (or is partial) is re-ingested from its folder the same way.
             RETRY.call("cleanup", lambda: _cleanup(run_id, meta, vectors))
-            if existing.status == "retired":
+            if existing.status == RunStatus.RETIRED:
                 logger.info("re-ingesting a retired run", extra={**log, "run_id": run_id, "reason": existing.reason})
         if reuse:
             logger.info("retired run is complete in the stores; making it live again", extra={**log, "run_id": run_id})
-        elif existing is None or existing.status != "ready":
+        elif existing is None or existing.status != RunStatus.READY:
             RETRY.call(
                 "upsert_run",
                 lambda: meta.upsert_run(
                     run_id,
-                    status="loading",
+                    status=RunStatus.LOADING,
                     dim=v.manifest.dim,
                     counts=v.manifest.counts.model_dump(),
                     metrics={**v.manifest.metrics, "recipe": v.manifest.recipe},
@@ -688,7 +689,7 @@ def _load_locked(
                 "mark_ready",
                 lambda: meta.upsert_run(
                     run_id,
-                    status="ready",
+                    status=RunStatus.READY,
                     dim=v.manifest.dim,
                     counts=v.manifest.counts.model_dump(),
                     metrics=metrics,
@@ -731,9 +732,10 @@ def _go_live(run_id: str, meta: MetadataStore, vectors: VectorStore) -> str | No
     try:
         return RETRY.call("switch_live", lambda: meta.switch_live(run_id))
     except BaseException:
-        if before is not None and before.startswith("movies_"):
+        previous = artifacts.run_id_of_collection(before)
+        if previous is not None:
             try:
-                vectors.set_alias(before[len("movies_") :])
+                vectors.set_alias(previous)
             except Exception as exc:  # noqa: BLE001
                 logger.error("could not restore alias", extra={"alias_target": before, "error": str(exc)})
         raise
@@ -741,14 +743,14 @@ def _go_live(run_id: str, meta: MetadataStore, vectors: VectorStore) -> str | No
 
 def prune_retired(meta: MetadataStore, vectors: VectorStore, keep: int) -> list[str]:
     """Keep the `keep` most recently retired runs with data; drop collections + rows of older ones."""
-    retired = [r for r in meta.list_runs() if r.status == "retired" and r.reason != PRUNED]
+    retired = [r for r in meta.list_runs() if r.status == RunStatus.RETIRED and r.reason != PRUNED]
     retired.sort(key=lambda r: r.updated_at, reverse=True)
     pruned = []
     for rec in retired[max(keep, 0) :]:
         try:
             RETRY.call("drop", partial(vectors.drop, rec.run_id))
             RETRY.call("delete_run_data", partial(meta.delete_run_data, rec.run_id))
-            meta.set_status(rec.run_id, "retired", PRUNED)
+            meta.set_status(rec.run_id, RunStatus.RETIRED, PRUNED)
             pruned.append(rec.run_id)
         except Exception as exc:  # noqa: BLE001 - pruning is housekeeping; never fail a load for it
             logger.warning("prune failed", extra={"run_id": rec.run_id, "error": str(exc)})
@@ -781,7 +783,7 @@ def rollback(
     its row remembers) and then switched live, like any load."""
     if to is not None:
         rec = meta.get_run(to)
-        if rec is None or rec.status not in ("retired", "ready"):
+        if rec is None or rec.status not in (RunStatus.RETIRED, RunStatus.READY):
             raise LoadError(f"run {to} is {'unknown' if rec is None else rec.status}; cannot roll back to it")
         if not _complete(rec, meta, vectors):
             if not rec.manifest_uri:
@@ -794,7 +796,7 @@ def rollback(
         target: Any = rec
     else:
         candidates = sorted(
-            (r for r in meta.list_runs() if r.status == "retired"), key=lambda r: r.updated_at, reverse=True
+            (r for r in meta.list_runs() if r.status == RunStatus.RETIRED), key=lambda r: r.updated_at, reverse=True
         )
         target = next((r for r in candidates if _complete(r, meta, vectors)), None)
         if target is None:
@@ -849,7 +851,7 @@ def _print_runs(meta: MetadataStore, vectors: VectorStore) -> None:
     )
     for r in rows:
         c = r.counts or {}
-        mark = " *alias" if target == f"movies_{r.run_id}" else ""
+        mark = " *alias" if artifacts.run_id_of_collection(target) == r.run_id else ""
         print(
             f"{r.run_id:<28} {r.status:<8} {r.dim:>4} {c.get('movies', ''):>8} {c.get('users', ''):>8} "
             f"{c.get('embeddings', ''):>9}  {r.updated_at:%Y-%m-%d %H:%M:%S}  {r.reason or ''}{mark}"

@@ -88,9 +88,22 @@ def validate_run_id(run_id: str) -> str:
     return run_id
 
 
+# Milvus names, all derived here: one collection per run, and an alias naming the live one.
+COLLECTION_PREFIX = "movies_"
+LIVE_ALIAS = "movies_live"  # default of Settings.milvus_alias (MILVUS_ALIAS)
+
+
 def collection_name(run_id: str) -> str:
     """Milvus collection holding one run's vectors (letters, digits and underscores only)."""
-    return f"movies_{validate_run_id(run_id)}"
+    return f"{COLLECTION_PREFIX}{validate_run_id(run_id)}"
+
+
+def run_id_of_collection(name: str | None) -> str | None:
+    """The run id a collection name belongs to (None for a name that is not a run's collection)."""
+    if name is None or not name.startswith(COLLECTION_PREFIX):
+        return None
+    run_id = name[len(COLLECTION_PREFIX) :]
+    return run_id if RUN_ID_RE.match(run_id) else None
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -24,13 +24,13 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.errors import StoreUnavailable
+from shared.run_status import GO_LIVE_FROM, RUN_STATUSES, RunStatus
 
 if TYPE_CHECKING:  # pragma: no cover
     from shared.settings import Settings
 
 __all__ = ["RUN_STATUSES", "MetadataStore", "Movie", "RunRecord", "StoreUnavailable"]
 
-RUN_STATUSES = ("loading", "ready", "live", "retired", "failed")
 SCHEMA_VERSION = 1
 _IN_CHUNK = 1000  # ids per IN (...) list
 _STMT_BYTES = 2_000_000  # per multi-row INSERT (max_allowed_packet is 16 MB on MariaDB, 64 MB on RDS MySQL)
@@ -316,7 +316,7 @@ class MetadataStore:
         manifest_uri: str,
     ) -> None:
         """Create or update a run's row (created_at is kept from the first insert)."""
-        _check_status(status)
+        status = _check_status(status)
         self._execute(
             "INSERT INTO runs (run_id, status, dim, counts, metrics, reason, manifest_uri, created_at, updated_at)"
             " VALUES (%s, %s, %s, %s, %s, NULL, %s, CURRENT_TIMESTAMP(6), CURRENT_TIMESTAMP(6))"
@@ -342,8 +342,8 @@ class MetadataStore:
 
         Raises KeyError for an unknown run, ValueError for 'live' or an unknown status.
         """
-        _check_status(status)
-        if status == "live":
+        status = _check_status(status)
+        if status == RunStatus.LIVE:
             raise ValueError("use switch_live() to make a run live (it retires the old one atomically)")
         n = self._execute(
             "UPDATE runs SET status=%s, reason=%s, updated_at=CURRENT_TIMESTAMP(6) WHERE run_id=%s",
@@ -354,7 +354,7 @@ class MetadataStore:
 
     def live_run(self) -> RunRecord | None:
         rows = self._fetchall(
-            f"SELECT {_RUN_COLS} FROM runs WHERE status='live' ORDER BY updated_at DESC LIMIT 1"
+            f"SELECT {_RUN_COLS} FROM runs WHERE status='{RunStatus.LIVE}' ORDER BY updated_at DESC LIMIT 1"
         )
         return _run(rows[0]) if rows else None
 
@@ -374,21 +374,20 @@ class MetadataStore:
                     row = cur.fetchone()
                     if row is None:
                         raise KeyError(f"unknown run {run_id}")
-                    if row[0] == "live":
+                    if row[0] == RunStatus.LIVE:
                         conn.rollback()
                         return run_id
-                    if row[0] not in ("ready", "retired"):
+                    if row[0] not in GO_LIVE_FROM:
                         raise ValueError(f"run {run_id} is {row[0]}; only ready or retired runs can go live")
-                    cur.execute("SELECT run_id FROM runs WHERE status='live' FOR UPDATE")
+                    cur.execute("SELECT run_id FROM runs WHERE status=%s FOR UPDATE", (RunStatus.LIVE.value,))
                     old = [r[0] for r in cur.fetchall()]
                     cur.execute(
-                        "UPDATE runs SET status='retired', reason=NULL, updated_at=CURRENT_TIMESTAMP(6)"
-                        " WHERE status='live'"
+                        "UPDATE runs SET status=%s, reason=NULL, updated_at=CURRENT_TIMESTAMP(6) WHERE status=%s",
+                        (RunStatus.RETIRED.value, RunStatus.LIVE.value),
                     )
                     cur.execute(
-                        "UPDATE runs SET status='live', reason=NULL, updated_at=CURRENT_TIMESTAMP(6)"
-                        " WHERE run_id=%s",
-                        (run_id,),
+                        "UPDATE runs SET status=%s, reason=NULL, updated_at=CURRENT_TIMESTAMP(6) WHERE run_id=%s",
+                        (RunStatus.LIVE.value, run_id),
                     )
                 conn.commit()
                 return old[0] if old else None
@@ -619,6 +618,8 @@ def _watchdog(conn: Any, budget: float, fired: list[bool]) -> threading.Timer:
     return timer
 
 
-def _check_status(status: str) -> None:
+def _check_status(status: str) -> str:
+    """The status as a plain string (what the driver sends); ValueError for an unknown one."""
     if status not in RUN_STATUSES:
         raise ValueError(f"status must be one of {RUN_STATUSES}, got {status!r}")
+    return str(RunStatus(status).value)

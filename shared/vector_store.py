@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shared.artifacts import RUN_ID_RE, collection_name
+from shared.artifacts import COLLECTION_PREFIX, LIVE_ALIAS, collection_name, run_id_of_collection  # noqa: F401 - COLLECTION_PREFIX re-exported
 from shared.errors import BulkImportError, StoreUnavailable  # re-exported: old import path
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,7 +40,6 @@ YEAR = "year"
 MAX_GENRES = 32
 MAX_GENRE_LEN = 128
 MAX_TOPK = 16384
-COLLECTION_PREFIX = "movies_"
 
 # Codes pymilvus/Milvus use for "not there" (collection or alias) and "not loaded".
 _NOT_FOUND_CODES = {100}
@@ -182,7 +181,7 @@ class VectorStore:
     """Per-run Milvus collections of movie embeddings (see module docstring)."""
 
     def __init__(
-        self, uri: str, token: str | None = None, alias: str = "movies_live", timeout: float | None = None
+        self, uri: str, token: str | None = None, alias: str = LIVE_ALIAS, timeout: float | None = None
     ) -> None:
         self.uri = uri
         # gRPC deadline of every serving-side request (ping, count, get, search, load); None = no deadline
@@ -406,11 +405,7 @@ class VectorStore:
         """run_ids that have a collection here, sorted oldest first."""
         with _guard("list_collections"):
             names = self.client.list_collections()
-        out = []
-        for n in names:
-            if n.startswith(COLLECTION_PREFIX) and RUN_ID_RE.match(n[len(COLLECTION_PREFIX) :]):
-                out.append(n[len(COLLECTION_PREFIX) :])
-        return sorted(out)
+        return sorted(r for r in map(run_id_of_collection, names) if r is not None)
 
     # ------------------------------------------------------------------ serving side
     def _ensure_loaded(self, name: str) -> None:
