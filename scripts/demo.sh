@@ -6,7 +6,7 @@
 # so while the API serves, another shell can put a new run live:
 #   MILVUS_URI=http://127.0.0.1:19530 .venv/bin/python -m handlers.loader .local/runs/<run_id>/manifest.json
 # Environment knobs: DATA (folder, ml-1m.zip or s3:// prefix), MAX_MINUTES (training budget, default 5),
-# EPOCHS (default 30), PORT (default 8000), DOWNLOAD=1 (fetch the official ml-1m.zip when online),
+# EPOCHS (default 1000: the time budget and --patience decide), PORT (default 8000), DOWNLOAD=1 (fetch the official ml-1m.zip when online),
 # MILVUS_URI (an http(s):// Milvus/Zilliz instead of the local server), MILVUS_PORT (default 19530).
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 cd "$ROOT"
@@ -40,7 +40,7 @@ elif [[ "$DATA" != s3://* ]] && [ ! -f "$DATA/ratings.dat" ] && [[ "$DATA" != *.
   "$PY" -m training_job synthetic --out "$DATA"
 fi
 log "training PinSage (budget ${MAX_MINUTES:-5} min)"
-"$PY" -m training_job train --data "$DATA" --output "$RUNS" --epochs "${EPOCHS:-30}" \
+"$PY" -m training_job train --data "$DATA" --output "$RUNS" --epochs "${EPOCHS:-1000}" \
   --max-minutes "${MAX_MINUTES:-5}" "${train_args[@]}"
 manifest="$(ls -1d "$RUNS"/*/manifest.json | sort | tail -n 1)"
 log "loading $manifest into Milvus ($MILVUS_URI) + MariaDB"

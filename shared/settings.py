@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     # --- retraining -------------------------------------------------------------------------
     training_job_queue: str = "graphrec-gpu"
     training_job_definition: str = "graphrec-train"
-    training_default_epochs: int = 20
+    training_default_epochs: int = 1000  # the time budget and the trainer's --patience decide
 
     log_level: str = "INFO"
     service_name: str = "graphrec"
