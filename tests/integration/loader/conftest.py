@@ -46,7 +46,9 @@ def vectors(mysql_settings: Settings) -> Iterator[VectorStore]:
 @pytest.fixture
 def fresh_loader(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Fast retries and no store clients cached across tests (the loader keeps them per container)."""
-    monkeypatch.setattr(loader, "RETRY", loader.RetryPolicy(attempts=3, base_seconds=0.01))
+    # Every loader module holds the same RetryPolicy object: change it in place.
+    monkeypatch.setattr(loader.RETRY, "attempts", 3)
+    monkeypatch.setattr(loader.RETRY, "base_seconds", 0.01)
     loader.reset_stores()
     yield
     loader.reset_stores()

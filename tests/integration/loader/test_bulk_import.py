@@ -25,7 +25,7 @@ def test_staged_files_hold_the_run_in_milvus_layout(s3_bucket: str) -> None:
     run = make_run(f"s3://{s3_bucket}/runs", n_movies=200, dim=16)
     v = loader.validate_run(artifacts.RunReader(run.manifest_uri), get_settings())
     staging = f"s3://{s3_bucket}/milvus-import"
-    batches = loader._vector_batches(artifacts.RunReader(run.manifest_uri), v, 50)
+    batches = loader.vector_batches(artifacts.RunReader(run.manifest_uri), v, 50)
     uris = stage_bulk_files(run.run_id, batches, staging, rows_per_file=100)  # 4 batches -> 2 files
     assert uris == [f"{staging}/{artifacts.collection_name(run.run_id)}/part-{i:05d}.parquet" for i in range(2)]
     assert sorted(objectstore.list_uris(staging)) == uris

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from handlers import loader
+from handlers.loader import validation
 from shared import artifacts
 from shared.artifacts import collection_name
 from shared.settings import clear_settings_cache
@@ -169,7 +170,7 @@ def test_store_data_error_is_permanent_even_past_validation(
 ) -> None:
     """Were validation ever to miss a value, MariaDB's own DataError is still a permanent, named failure."""
     meta, vs = stores
-    monkeypatch.setattr(loader, "MAX_TITLE_CHARS", 10**6)  # let the long title through to the store
+    monkeypatch.setattr(validation, "MAX_TITLE_CHARS", 10**6)  # let the long title through to the store
     uri = write_run(str(tmp_path / "runs"), [1, 2, 3], titles=["x" * 5000, "b", "c"])
     res = loader.handler({"manifest_uri": uri}, None)["results"][0]
     _assert_refused(res, meta, vs, None, "DataError")

@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,7 @@ def test_transient_store_error_is_retried_with_backoff(
     meta, vs = stores
     run = make_run(str(tmp_path / "runs"), n_movies=60, n_users=5)
     sleeps: list[float] = []
-    monkeypatch.setattr(loader.time, "sleep", sleeps.append)
+    monkeypatch.setattr(time, "sleep", sleeps.append)
     real = VectorStore.insert_prepared
     failures = {"left": 2}
 

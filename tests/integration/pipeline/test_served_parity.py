@@ -81,7 +81,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 @pytest.fixture
 def live(trained: dict[str, Any], mysql_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The run loaded by the real loader; yields a Mangum handler over the app (in-memory index path)."""
-    monkeypatch.setattr(loader, "RETRY", loader.RetryPolicy(attempts=2, base_seconds=0.01))
+    monkeypatch.setattr(loader.RETRY, "attempts", 2)  # the one RetryPolicy every loader module uses
+    monkeypatch.setattr(loader.RETRY, "base_seconds", 0.01)
     loader.reset_stores()
     manifest = artifacts.RunReader(trained["run_uri"]).manifest_uri
     assert loader.load_run(manifest).outcome == "live"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -54,7 +55,7 @@ def test_run_id_from_uri() -> None:
 
 def test_retry_policy_backs_off_exponentially(monkeypatch: pytest.MonkeyPatch) -> None:
     sleeps: list[float] = []
-    monkeypatch.setattr(loader.time, "sleep", sleeps.append)
+    monkeypatch.setattr(time, "sleep", sleeps.append)
     calls = {"n": 0}
 
     def flaky() -> str:

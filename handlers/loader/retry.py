@@ -1,0 +1,42 @@
+"""Retry policy for transient store errors (StoreUnavailable), shared by every loader step."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from shared.errors import StoreUnavailable
+from shared.log import get_logger
+
+logger = get_logger("loader")
+T = TypeVar("T")
+
+
+@dataclass
+class RetryPolicy:
+    """Exponential backoff for transient store errors (StoreUnavailable): base, 2*base, 4*base ... <= cap."""
+
+    attempts: int = 5
+    base_seconds: float = 0.5
+    cap_seconds: float = 8.0
+
+    def call(self, what: str, fn: Callable[[], T]) -> T:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return fn()
+            except StoreUnavailable as exc:
+                if attempt == self.attempts:
+                    raise
+                delay = min(self.cap_seconds, self.base_seconds * 2 ** (attempt - 1))
+                logger.warning(
+                    "transient store error, retrying",
+                    extra={"op": what, "attempt": attempt, "delay_s": delay, "error": str(exc)},
+                )
+                time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+RETRY = RetryPolicy(base_seconds=float(os.environ.get("LOADER_RETRY_BASE_SECONDS", "0.5")))
