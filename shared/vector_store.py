@@ -14,18 +14,23 @@ pymilvus is imported lazily so that importing this module stays cheap (Lambda co
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shared.artifacts import COLLECTION_PREFIX, LIVE_ALIAS, collection_name, run_id_of_collection  # noqa: F401 - COLLECTION_PREFIX re-exported
-from shared.errors import BulkImportError, StoreUnavailable  # re-exported: old import path
+from shared.errors import BulkImportError, StoreUnavailable  # noqa: F401 - re-exported: old import path
+from shared.milvus_client import (  # noqa: F401 - import_pymilvus, is_lite_uri, close_all_clients: old import path
+    NOT_FOUND_CODES,
+    NOT_LOADED_CODES,
+    client_for,
+    close_all_clients,
+    error_code,
+    guard,
+    import_pymilvus,
+    is_lite_uri,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -40,129 +45,6 @@ YEAR = "year"
 MAX_GENRES = 32
 MAX_GENRE_LEN = 128
 MAX_TOPK = 16384
-
-# Codes pymilvus/Milvus use for "not there" (collection or alias) and "not loaded".
-_NOT_FOUND_CODES = {100}
-_NOT_LOADED_CODES = {101}
-
-
-_import_lock = threading.Lock()
-
-
-def import_pymilvus() -> Any:
-    """Import pymilvus with MILVUS_URI hidden from it.
-
-    pymilvus reads MILVUS_URI at import time to configure its legacy ORM default connection and fails
-    when it is a Milvus Lite file path (which is exactly how our settings use that variable). We read our
-    own settings, so pymilvus must not see it; every pymilvus import in this project goes through here.
-    """
-    import sys
-
-    if "pymilvus" in sys.modules:
-        return sys.modules["pymilvus"]
-    with _import_lock:
-        saved = os.environ.pop("MILVUS_URI", None)
-        try:
-            import pymilvus
-        finally:
-            if saved is not None:
-                os.environ["MILVUS_URI"] = saved
-    return pymilvus
-
-
-def is_lite_uri(uri: str) -> bool:
-    """Milvus Lite is a local file path; servers are URLs."""
-    return not uri.startswith(("http://", "https://", "tcp://", "grpc://", "unix:"))
-
-
-_clients: dict[tuple[str, str | None], MilvusClient] = {}
-_clients_lock = threading.Lock()
-
-
-def _client_for(uri: str, token: str | None, connect_timeout: float | None = None) -> MilvusClient:
-    """One MilvusClient per (uri, token) per process: connections (and Milvus Lite's server) are costly.
-    connect_timeout bounds the first connection (default 30 s; the API passes its few-second budget)."""
-    key = (uri, token)
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            import_pymilvus()
-            from pymilvus import MilvusClient
-            from pymilvus.exceptions import MilvusException
-
-            if is_lite_uri(uri):
-                Path(uri).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-            try:
-                # Milvus Lite starts in-process (no network to hang on): give it the full 30 s on a busy box.
-                wait = 30.0 if is_lite_uri(uri) else (connect_timeout or 30.0)
-                client = MilvusClient(uri=uri, token=token or "", timeout=wait)
-            except MilvusException as exc:
-                raise StoreUnavailable(f"cannot connect to Milvus: {exc.message}") from exc
-            except Exception as exc:  # grpc/OS errors while starting Milvus Lite or dialing the server
-                raise StoreUnavailable(f"cannot connect to Milvus: {type(exc).__name__}: {exc}") from exc
-            _clients[key] = client
-        return client
-
-
-def close_all_clients() -> None:
-    """Close every cached client (tests, and before handing a Milvus Lite file to another process)."""
-    with _clients_lock:
-        for (uri, _), client in _clients.items():
-            with contextlib.suppress(Exception):  # best effort on shutdown
-                client.close()
-            if is_lite_uri(uri):
-                # Milvus Lite runs in-process per .db file and keeps it open after client.close().
-                with contextlib.suppress(Exception):
-                    from milvus_lite.server_manager import server_manager_instance
-
-                    server_manager_instance.release_server(uri)
-        _clients.clear()
-
-
-def _is_unavailable(exc: BaseException) -> bool:
-    """Connection-level failures (server down, network, timeouts) as opposed to request errors."""
-    import_pymilvus()
-    from pymilvus.exceptions import (
-        ConnectError,
-        ConnectionNotExistException,
-        MilvusException,
-        MilvusUnavailableException,
-    )
-
-    if isinstance(exc, ConnectError | MilvusUnavailableException | ConnectionNotExistException):
-        return True
-    if isinstance(exc, MilvusException):
-        msg = (exc.message or "").lower()
-        return exc.code == 2 or "unavailable" in msg or "deadline" in msg or "connect" in msg
-    try:
-        import grpc
-
-        if isinstance(exc, grpc.RpcError):
-            return True
-    except ImportError:  # pragma: no cover
-        pass
-    return isinstance(exc, ConnectionError | TimeoutError)
-
-
-def _code(exc: BaseException) -> int | None:
-    import_pymilvus()
-    from pymilvus.exceptions import MilvusException
-
-    return int(exc.code) if isinstance(exc, MilvusException) else None
-
-
-@contextmanager
-def _guard(what: str) -> Iterator[None]:
-    """Translate connection-level failures into StoreUnavailable; other errors propagate unchanged."""
-    try:
-        yield
-    except StoreUnavailable:
-        raise
-    except Exception as exc:
-        if _is_unavailable(exc):
-            raise StoreUnavailable(f"Milvus unavailable during {what}: {exc}") from exc
-        raise
-
 
 def _literal(values: Sequence[Any]) -> str:
     """A Milvus expression list literal. JSON string escaping is what Milvus' parser expects."""
@@ -206,12 +88,12 @@ class VectorStore:
 
     @property
     def client(self) -> MilvusClient:
-        return _client_for(self.uri, self._token, self.timeout)
+        return client_for(self.uri, self._token, self.timeout)
 
     # ------------------------------------------------------------------ health
     def ping(self) -> None:
         """Raise StoreUnavailable unless Milvus answers a cheap request."""
-        with _guard("ping"):
+        with guard("ping"):
             try:
                 self.client.list_collections(timeout=self.timeout)
             except StoreUnavailable:
@@ -255,7 +137,7 @@ class VectorStore:
     def collection_dim(self, run_id: str) -> int | None:
         """The vector width of a run's collection, or None when it does not exist."""
         name = collection_name(run_id)
-        with _guard("describe_collection"):
+        with guard("describe_collection"):
             if not self.client.has_collection(name):
                 return None
             desc = self.client.describe_collection(name)
@@ -275,7 +157,7 @@ class VectorStore:
                 raise ValueError(f"collection {name} exists with dim {existing}, not {dim}")
             self._ensure_loaded(name)
             return
-        with _guard("create_collection"):
+        with guard("create_collection"):
             self.client.create_collection(
                 name, schema=self._schema(dim), consistency_level="Strong" if self.is_lite else "Bounded"
             )
@@ -338,7 +220,7 @@ class VectorStore:
         batch_ids = set(ids)
         use_insert = fresh is not None and len(batch_ids) == len(ids) and fresh.isdisjoint(batch_ids)
         try:
-            with _guard("insert"):
+            with guard("insert"):
                 if use_insert:
                     self.client.insert(name, rows)
                 else:
@@ -351,13 +233,13 @@ class VectorStore:
 
     def flush(self, run_id: str) -> None:
         """Seal growing segments (servers); a no-op cost on Milvus Lite. Call once after a load."""
-        with _guard("flush"):
+        with guard("flush"):
             self.client.flush(collection_name(run_id))
 
     def count(self, run_id: str) -> int:
         """Rows in the run's collection (0 when the collection does not exist). Strongly consistent."""
         name = collection_name(run_id)
-        with _guard("count"):
+        with guard("count"):
             if not self.client.has_collection(name, timeout=self.timeout):
                 return 0
             self._ensure_loaded(name)
@@ -369,7 +251,7 @@ class VectorStore:
     def set_alias(self, run_id: str) -> None:
         """Point the alias at the run's collection (create it, or move it atomically)."""
         name = collection_name(run_id)
-        with _guard("set_alias"):
+        with guard("set_alias"):
             if not self.client.has_collection(name):
                 raise ValueError(f"cannot alias {self.alias} to missing collection {name}")
             if self.alias in self._aliases():
@@ -384,7 +266,7 @@ class VectorStore:
 
     def alias_target(self) -> str | None:
         """Collection name the alias points to, or None when the alias does not exist."""
-        with _guard("alias_target"):
+        with guard("alias_target"):
             if self.alias not in self._aliases():
                 return None
             desc = self.client.describe_alias(self.alias)
@@ -395,7 +277,7 @@ class VectorStore:
         name = collection_name(run_id)
         if self.alias_target() == name:
             raise ValueError(f"refusing to drop {name}: alias {self.alias} points to it")
-        with _guard("drop"):
+        with guard("drop"):
             if self.client.has_collection(name):
                 self.client.drop_collection(name)
         self._loaded.discard(name)
@@ -403,7 +285,7 @@ class VectorStore:
 
     def list_run_ids(self) -> list[str]:
         """run_ids that have a collection here, sorted oldest first."""
-        with _guard("list_collections"):
+        with guard("list_collections"):
             names = self.client.list_collections()
         return sorted(r for r in map(run_id_of_collection, names) if r is not None)
 
@@ -412,7 +294,7 @@ class VectorStore:
         """Collections are 'released' after a restart (and on new processes); load once per process."""
         if name in self._loaded:
             return
-        with _guard("load_collection"):
+        with guard("load_collection"):
             self.client.load_collection(name, timeout=self.timeout)
         self._loaded.add(name)
 
@@ -422,15 +304,15 @@ class VectorStore:
         for attempt in (0, 1):
             try:
                 self._ensure_loaded(name)
-                with _guard(what):
+                with guard(what):
                     return fn()
             except StoreUnavailable:
                 raise
             except Exception as exc:
-                code = _code(exc)
-                if code in _NOT_FOUND_CODES:
+                code = error_code(exc)
+                if code in NOT_FOUND_CODES:
                     raise StoreUnavailable(f"Milvus collection {name} does not exist") from exc
-                if code in _NOT_LOADED_CODES and attempt == 0:
+                if code in NOT_LOADED_CODES and attempt == 0:
                     self._loaded.discard(name)
                     continue
                 raise
@@ -506,138 +388,16 @@ class VectorStore:
         return out
 
 
-# ------------------------------------------------------------------------------------- bulk import
-# For large runs on a Milvus/Zilliz *server*, row inserts through the proxy are the slow path; Milvus'
-# bulk import reads Parquet files straight from object storage into sealed, indexed segments. The files
-# must live in the bucket the Milvus server reads from (self-hosted: its MinIO/S3 bucket).
-BULK_ROWS_PER_FILE = 500_000
+_MOVED_TO_MILVUS_BULK = frozenset(
+    {"BULK_ROWS_PER_FILE", "bulk_file_table", "stage_bulk_files", "import_request", "run_bulk_import"}
+)
 
 
-def bulk_file_table(ids: Any, vectors: Any, genres: Sequence[list[str]], years: Sequence[int | None]) -> Any:
-    """One batch as a pyarrow Table in Milvus' import layout (column names = field names)."""
-    import numpy as np
-    import pyarrow as pa
+def __getattr__(name: str) -> Any:
+    """The bulk-import helpers moved to shared.milvus_bulk; this keeps `from shared.vector_store import
+    run_bulk_import` (the old path) working without importing that module on every cold start."""
+    if name in _MOVED_TO_MILVUS_BULK:
+        from shared import milvus_bulk
 
-    vecs = np.ascontiguousarray(vectors, dtype=np.float32)  # (n, dim)
-    n, _dim = vecs.shape
-    offsets = pa.array(np.arange(0, vecs.size + 1, vecs.shape[1], dtype=np.int32))
-    return pa.table(
-        {
-            PK: pa.array(np.asarray(ids, dtype=np.int64)),
-            VECTOR: pa.ListArray.from_arrays(offsets, pa.array(vecs.reshape(-1), type=pa.float32())),
-            GENRES: pa.array([list(g or []) for g in genres], type=pa.list_(pa.string())),
-            YEAR: pa.array([None if y is None else int(y) for y in years], type=pa.int32()),
-        }
-    )
-
-
-def stage_bulk_files(
-    run_id: str,
-    batches: Iterable[tuple[Any, Any, Sequence[list[str]], Sequence[int | None]]],
-    staging_uri: str,
-    rows_per_file: int = BULK_ROWS_PER_FILE,
-) -> list[str]:
-    """Write the run's rows as Parquet files under `staging_uri/<collection>/` (s3:// or local);
-    returns their URIs. Memory stays bounded by one file's worth of rows."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from shared import objectstore
-
-    base = objectstore.join(staging_uri, collection_name(run_id))
-    uris: list[str] = []
-    pending: list[Any] = []
-    n_pending = 0
-
-    def flush() -> None:
-        nonlocal pending, n_pending
-        if not pending:
-            return
-        import io
-
-        buf = io.BytesIO()
-        pq.write_table(pa.concat_tables(pending), buf, compression="zstd")
-        uri = objectstore.join(base, f"part-{len(uris):05d}.parquet")
-        objectstore.write_bytes(uri, buf.getvalue())
-        uris.append(uri)
-        pending, n_pending = [], 0
-
-    for ids, vecs, genres, years in batches:
-        pending.append(bulk_file_table(ids, vecs, genres, years))
-        n_pending += len(ids)
-        if n_pending >= rows_per_file:
-            flush()
-    flush()
-    return uris
-
-
-def import_request(collection: str, file_uris: Sequence[str], db_name: str = "") -> dict[str, Any]:
-    """Body of Milvus' REST `POST /v2/vectordb/jobs/import/create`: one file per group, paths relative
-    to the server's bucket (the s3://bucket/ part is dropped)."""
-    files = []
-    for uri in file_uris:
-        key = uri.split("://", 1)[1].split("/", 1)[1] if "://" in uri else uri
-        files.append([key])
-    body: dict[str, Any] = {"collectionName": collection, "files": files}
-    if db_name:
-        body["dbName"] = db_name
-    return body
-
-
-def _rest(
-    base_url: str, path: str, body: dict[str, Any], token: str | None, timeout: float = 30
-) -> dict[str, Any]:
-    import urllib.request
-
-    req = urllib.request.Request(
-        base_url.rstrip("/") + path,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "Accept": "application/json"}
-        | ({"Authorization": f"Bearer {token}"} if token else {}),
-        method="POST",
-    )
-    import http.client
-    import urllib.error
-
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - configured Milvus URL
-            out = json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        if exc.code in (404, 405, 501):  # a server without the REST import service: not worth retrying
-            raise BulkImportError(f"Milvus at {base_url} has no REST import service ({path}: HTTP {exc.code})") from exc
-        raise StoreUnavailable(f"Milvus REST {path} failed: HTTP {exc.code}") from exc
-    except http.client.HTTPException as exc:  # e.g. a gRPC-only port answering HTTP/2 frames
-        raise BulkImportError(
-            f"Milvus at {base_url} does not speak the REST API ({path}: {type(exc).__name__}); bulk import needs "
-            "Milvus 2.4+ or Zilliz Cloud with RESTful v2"
-        ) from exc
-    except (OSError, ValueError) as exc:
-        raise StoreUnavailable(f"Milvus REST {path} unreachable: {exc}") from exc
-    if out.get("code", 0) != 0:
-        raise BulkImportError(f"Milvus REST {path} failed: code {out.get('code')}: {out.get('message')}")
-    return dict(out.get("data") or {})
-
-
-def run_bulk_import(
-    store: VectorStore, run_id: str, file_uris: Sequence[str], *, timeout_s: float = 3600, poll_s: float = 5
-) -> str:
-    """Start a Milvus bulk import of staged files into the run's (existing) collection and wait for it.
-    Returns the job id. Needs a Milvus/Zilliz server (Milvus Lite has no import service)."""
-    import time
-
-    if store.is_lite:
-        raise ValueError("bulk import needs a Milvus server; Milvus Lite has no import service")
-    name = collection_name(run_id)
-    job = _rest(store.uri, "/v2/vectordb/jobs/import/create", import_request(name, file_uris), store._token)
-    job_id = str(job.get("jobId", ""))
-    deadline = time.monotonic() + timeout_s
-    while True:
-        state = _rest(store.uri, "/v2/vectordb/jobs/import/describe", {"jobId": job_id}, store._token)
-        status = str(state.get("state", ""))
-        if status == "Completed":
-            return job_id
-        if status == "Failed":
-            raise BulkImportError(f"import job {job_id} failed: {state.get('reason')}")
-        if time.monotonic() > deadline:
-            raise BulkImportError(f"import job {job_id} still {status!r} after {timeout_s:.0f} s")
-        time.sleep(poll_s)
+        return getattr(milvus_bulk, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -36,7 +36,7 @@ def bulk_load_vectors(
     v: ValidatedRun, batches: Iterable[tuple[Any, Any, list, list]], vectors: VectorStore, staging: str
 ) -> tuple[float, float]:
     """Stage Parquet files, run Milvus' import job, then remove the staged files."""
-    from shared.vector_store import run_bulk_import, stage_bulk_files
+    from shared.milvus_bulk import run_bulk_import, stage_bulk_files
 
     run_id = v.manifest.run_id
     t0 = time.perf_counter()

@@ -16,8 +16,9 @@ import pytest
 
 from handlers import loader
 from shared import artifacts, objectstore
+from shared.milvus_bulk import import_request, run_bulk_import, stage_bulk_files
 from shared.settings import get_settings
-from shared.vector_store import VectorStore, import_request, run_bulk_import, stage_bulk_files
+from shared.vector_store import VectorStore
 from tests.factories import make_run
 
 
@@ -121,7 +122,7 @@ def test_bulk_import_job_is_created_and_polled_until_completed() -> None:
 
 
 def test_bulk_import_failure_and_timeout_are_reported() -> None:
-    from shared.vector_store import BulkImportError
+    from shared.errors import BulkImportError
 
     svc = _ImportService([{"state": "Failed", "reason": "field embedding: dim mismatch"}])
     try:

@@ -9,7 +9,9 @@ import os
 
 import pytest
 
-from shared.vector_store import BulkImportError, VectorStore, run_bulk_import
+from shared.errors import BulkImportError
+from shared.milvus_bulk import run_bulk_import
+from shared.vector_store import VectorStore
 
 
 def test_the_test_milvus_server_has_no_import_service(milvus_backend: str, milvus_server: str) -> None:
