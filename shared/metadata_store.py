@@ -440,11 +440,6 @@ class MetadataStore:
             with contextlib.suppress(Exception):
                 conn.close()
 
-    def delete_run(self, run_id: str) -> None:
-        """Forget a run entirely (its row and data)."""
-        self.delete_run_data(run_id)
-        self._execute("DELETE FROM runs WHERE run_id=%s", (run_id,))
-
     # ------------------------------------------------------------------ per-run data (loader)
     def _bulk_upsert(
         self, head: str, tail: str, build: Callable[[Callable[[str], str]], Iterable[str]]

@@ -88,18 +88,6 @@ def upload_file(local_path: str | Path, uri: str) -> None:
     tmp.replace(dest)
 
 
-def download_file(uri: str, local_path: str | Path) -> Path:
-    """Copy `uri` to a local file and return its path (no copy for local sources is made twice)."""
-    local_path = Path(local_path)
-    local_path.parent.mkdir(parents=True, exist_ok=True)
-    if is_s3(uri):
-        bucket, key = split_s3(uri)
-        s3_client().download_file(bucket, key, str(local_path))
-    else:
-        shutil.copyfile(uri, local_path)
-    return local_path
-
-
 def open_read(uri: str) -> BinaryIO:
     """A readable binary stream (streams from S3 without loading the whole object)."""
     if is_s3(uri):
@@ -121,13 +109,6 @@ def exists(uri: str) -> bool:
                 return False
             raise
     return Path(uri).exists()
-
-
-def size(uri: str) -> int:
-    if is_s3(uri):
-        bucket, key = split_s3(uri)
-        return int(s3_client().head_object(Bucket=bucket, Key=key)["ContentLength"])
-    return Path(uri).stat().st_size
 
 
 def list_uris(prefix: str) -> Iterator[str]:
