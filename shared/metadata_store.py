@@ -4,9 +4,9 @@ Why MySQL holds "which run is live": the switch is one transaction on `runs.stat
 see two live runs or none mid-switch, and a failed load can never become live by accident. Every
 per-run row is keyed by run_id, so a new run loads beside the live one.
 
-One connection per process (Lambda containers serve one request at a time; a lock makes it safe for
-threaded local servers too), reconnected transparently when the server dropped it. SQL is always
-parametrised; table names are constants. pymysql is imported lazily.
+The connection handling lives in shared/mysql_connection.py (one connection per process, reconnected
+transparently), the tables and row shapes in shared/metadata_schema.py. SQL is always parametrised;
+table names are constants. pymysql is imported lazily.
 """
 
 from __future__ import annotations
@@ -14,16 +14,22 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from shared.errors import StoreUnavailable
+from shared.metadata_schema import (  # noqa: F401 - SCHEMA_VERSION, Movie, RunRecord: old import path
+    MOVIE_COLS,
+    RUN_COLS,
+    SCHEMA_VERSION,
+    Movie,
+    RunRecord,
+    migrate,
+    movie_from_row,
+    run_from_row,
+)
+from shared.mysql_connection import MySQLConnection
 from shared.run_status import GO_LIVE_FROM, RUN_STATUSES, RunStatus
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,99 +37,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["RUN_STATUSES", "MetadataStore", "Movie", "RunRecord", "StoreUnavailable"]
 
-SCHEMA_VERSION = 1
 _IN_CHUNK = 1000  # ids per IN (...) list
 _STMT_BYTES = 2_000_000  # per multi-row INSERT (max_allowed_packet is 16 MB on MariaDB, 64 MB on RDS MySQL)
 _DELETE_CHUNK = 50_000  # rows per DELETE statement (keeps transactions small)
-T = TypeVar("T")
-
-_ACCESS_DENIED = 1045  # ER_ACCESS_DENIED_ERROR: wrong (e.g. rotated) credentials
-# MySQL client error codes meaning "the connection is gone" (retry once after reconnecting).
-_CONN_LOST = {2003, 2006, 2013, 2055, 0}
-
-_MIGRATIONS: dict[int, list[str]] = {
-    1: [
-        """CREATE TABLE IF NOT EXISTS runs (
-            run_id VARCHAR(48) CHARACTER SET ascii NOT NULL PRIMARY KEY,
-            status VARCHAR(16) NOT NULL,
-            dim INT NOT NULL,
-            counts TEXT NOT NULL,
-            metrics MEDIUMTEXT NOT NULL,
-            reason TEXT NULL,
-            manifest_uri VARCHAR(2048) NULL,
-            created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-            updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-            KEY idx_runs_status (status, updated_at)
-        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
-        """CREATE TABLE IF NOT EXISTS movies (
-            run_id VARCHAR(48) CHARACTER SET ascii NOT NULL,
-            movie_id BIGINT NOT NULL,
-            title VARCHAR(1024) NOT NULL,
-            year SMALLINT NULL,
-            genres TEXT NOT NULL,
-            PRIMARY KEY (run_id, movie_id)
-        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
-        """CREATE TABLE IF NOT EXISTS user_histories (
-            run_id VARCHAR(48) CHARACTER SET ascii NOT NULL,
-            user_id BIGINT NOT NULL,
-            movie_ids MEDIUMTEXT NOT NULL,
-            PRIMARY KEY (run_id, user_id)
-        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
-        # A single row locked by switch_live so that concurrent switches serialise even when no run is live.
-        """CREATE TABLE IF NOT EXISTS live_lock (
-            id TINYINT NOT NULL PRIMARY KEY
-        ) ENGINE=InnoDB""",
-        "INSERT IGNORE INTO live_lock (id) VALUES (1)",
-    ],
-}
-
-
-@dataclass(frozen=True)
-class Movie:
-    movie_id: int
-    title: str
-    year: int | None
-    genres: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    run_id: str
-    status: str
-    dim: int
-    counts: dict[str, Any]
-    metrics: dict[str, Any]
-    reason: str | None
-    created_at: datetime
-    updated_at: datetime
-    manifest_uri: str | None
-
-
-def _movie(row: Sequence[Any]) -> Movie:
-    return Movie(
-        movie_id=int(row[0]),
-        title=str(row[1]),
-        year=None if row[2] is None else int(row[2]),
-        genres=list(json.loads(row[3])) if row[3] else [],
-    )
-
-
-def _run(row: Sequence[Any]) -> RunRecord:
-    return RunRecord(
-        run_id=row[0],
-        status=row[1],
-        dim=int(row[2]),
-        counts=json.loads(row[3]) if row[3] else {},
-        metrics=json.loads(row[4]) if row[4] else {},
-        reason=row[5],
-        created_at=row[6],
-        updated_at=row[7],
-        manifest_uri=row[8],
-    )
-
-
-_RUN_COLS = "run_id, status, dim, counts, metrics, reason, created_at, updated_at, manifest_uri"
-_MOVIE_COLS = "movie_id, title, year, genres"
 
 
 def _escape_like(q: str) -> str:
@@ -131,17 +47,8 @@ def _escape_like(q: str) -> str:
     return q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-class MetadataStore:
+class MetadataStore(MySQLConnection):
     """Runs, movies and user histories in MySQL (see module docstring)."""
-
-    # Set by from_settings when credentials come from Secrets Manager: fetches them again (rotation).
-    _refresh_credentials: Callable[[], dict[str, Any]] | None = None
-
-    def __init__(self, conn_kwargs: dict[str, Any]) -> None:
-        self._kwargs = dict(conn_kwargs)
-        self._conn: Any = None
-        self._lock = threading.RLock()
-        self._last_used = 0.0
 
     @classmethod
     def from_settings(cls, settings: Settings, *, statement_timeout: float | None = None) -> MetadataStore:
@@ -161,145 +68,10 @@ class MetadataStore:
         k = self._kwargs
         return f"MetadataStore({k.get('user')}@{k.get('host')}:{k.get('port')}/{k.get('database')})"
 
-    # ------------------------------------------------------------------ connection
-    def _connect(self) -> Any:
-        import pymysql
-
-        kwargs = {
-            "charset": "utf8mb4",
-            "autocommit": True,
-            "connect_timeout": 5,
-            "read_timeout": 120,
-            "write_timeout": 120,
-            **self._kwargs,
-        }
-        host = f"{kwargs.get('host')}:{kwargs.get('port')}/{kwargs.get('database')}"
-        try:
-            try:
-                return pymysql.connect(**kwargs)
-            except pymysql.err.OperationalError as exc:
-                refresh = self._refresh_credentials
-                if not (exc.args and exc.args[0] == _ACCESS_DENIED and refresh is not None):
-                    raise
-                # Access denied with credentials from Secrets Manager: the secret may have been rotated
-                # since this container fetched it. Fetch it again and retry once.
-                self._kwargs.update(refresh())
-                return pymysql.connect(**{**kwargs, **self._kwargs})
-        except pymysql.err.MySQLError as exc:
-            raise StoreUnavailable(
-                f"cannot connect to MySQL at {host}: {exc.args[-1] if exc.args else exc}"
-            ) from exc
-        except RuntimeError as exc:  # pymysql: caching_sha2_password over plain TCP without `cryptography`
-            raise StoreUnavailable(f"cannot authenticate to MySQL at {host}: {exc}") from exc
-
-    def _connection(self) -> Any:
-        if self._conn is None:
-            self._conn = self._connect()
-        elif time.monotonic() - self._last_used > 60:
-            # Idle connections get dropped (wait_timeout, NAT, RDS failover): check before use.
-            try:
-                self._conn.ping(reconnect=True)
-            except Exception:
-                self._drop_conn()
-                self._conn = self._connect()
-        self._last_used = time.monotonic()
-        return self._conn
-
-    def _drop_conn(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):  # already broken
-                self._conn.close()
-        self._conn = None
-
-    def _with_conn(self, fn: Callable[[Any], T], *, retry: bool = True) -> T:
-        """Run fn(connection); on a lost connection reconnect and retry once (all our writes are
-        idempotent upserts/deletes, so one retry is safe); then StoreUnavailable."""
-        import pymysql
-
-        budget = float(self._kwargs.get("read_timeout") or 120)
-        # Bounded waiting: a call stuck on a hung server holds the lock for at most `budget` (watchdog below).
-        if not self._lock.acquire(timeout=budget):
-            raise StoreUnavailable(f"MySQL busy: the connection has been in use for over {budget:g} s")
-        try:
-            for attempt in (0, 1):
-                conn = self._connection()
-                fired: list[bool] = []
-                watchdog = _watchdog(conn, budget, fired)
-                try:
-                    return fn(conn)
-                except (pymysql.err.OperationalError, pymysql.err.InterfaceError) as exc:
-                    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
-                    if code in _CONN_LOST or isinstance(exc, pymysql.err.InterfaceError):
-                        self._drop_conn()
-                        if fired or "timed out" in str(exc):
-                            # A hung server: retrying would double the wait. The next call reconnects.
-                            raise StoreUnavailable(f"MySQL did not answer within {budget:g} s") from exc
-                        if attempt == 0 and retry:
-                            continue
-                        raise StoreUnavailable(f"MySQL connection lost: {exc}") from exc
-                    raise
-                except pymysql.err.ProgrammingError as exc:
-                    if exc.args and exc.args[0] == 1146:  # table missing: schema never created here
-                        raise StoreUnavailable(f"MySQL schema missing (run the loader first): {exc}") from exc
-                    raise
-                finally:
-                    watchdog.cancel()
-            raise AssertionError("unreachable")  # pragma: no cover
-        finally:
-            self._lock.release()
-
-    def _fetchall(self, sql: str, args: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
-        def go(conn: Any) -> list[tuple[Any, ...]]:
-            with conn.cursor() as cur:
-                cur.execute(sql, args)
-                return list(cur.fetchall())
-
-        return self._with_conn(go)
-
-    def _execute(self, sql: str, args: Sequence[Any] | None = None) -> int:
-        def go(conn: Any) -> int:
-            with conn.cursor() as cur:
-                return int(cur.execute(sql, args))
-
-        return self._with_conn(go)
-
-    def close(self) -> None:
-        with self._lock:
-            self._drop_conn()
-
-    def ping(self) -> None:
-        """Raise StoreUnavailable unless MySQL answers."""
-        try:
-            self._fetchall("SELECT 1")
-        except StoreUnavailable:
-            raise
-        except Exception as exc:
-            raise StoreUnavailable(f"MySQL ping failed: {exc}") from exc
-
     # ------------------------------------------------------------------ schema
     def ensure_schema(self) -> None:
         """Create/migrate tables idempotently; safe to call from several processes at once."""
-
-        def go(conn: Any) -> None:
-            with conn.cursor() as cur:
-                cur.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_version ("
-                    " version INT NOT NULL PRIMARY KEY,"
-                    " applied_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB"
-                )
-                # Serialise concurrent migrators (two Lambdas cold-starting together).
-                cur.execute("SELECT GET_LOCK(CONCAT(DATABASE(), '.graphrec_schema'), 30)")
-                try:
-                    cur.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version")
-                    current = int(cur.fetchone()[0])
-                    for version in sorted(v for v in _MIGRATIONS if v > current):
-                        for stmt in _MIGRATIONS[version]:
-                            cur.execute(stmt)
-                        cur.execute("INSERT IGNORE INTO schema_version (version) VALUES (%s)", (version,))
-                finally:
-                    cur.execute("SELECT RELEASE_LOCK(CONCAT(DATABASE(), '.graphrec_schema'))")
-
-        self._with_conn(go)
+        self._with_conn(migrate)
 
     def schema_version(self) -> int:
         return int(self._fetchall("SELECT COALESCE(MAX(version), 0) FROM schema_version")[0][0])
@@ -334,8 +106,8 @@ class MetadataStore:
         )
 
     def get_run(self, run_id: str) -> RunRecord | None:
-        rows = self._fetchall(f"SELECT {_RUN_COLS} FROM runs WHERE run_id=%s", (run_id,))
-        return _run(rows[0]) if rows else None
+        rows = self._fetchall(f"SELECT {RUN_COLS} FROM runs WHERE run_id=%s", (run_id,))
+        return run_from_row(rows[0]) if rows else None
 
     def set_status(self, run_id: str, status: str, reason: str | None = None) -> None:
         """Move a run to loading/ready/retired/failed (use switch_live to make one live).
@@ -354,9 +126,9 @@ class MetadataStore:
 
     def live_run(self) -> RunRecord | None:
         rows = self._fetchall(
-            f"SELECT {_RUN_COLS} FROM runs WHERE status='{RunStatus.LIVE}' ORDER BY updated_at DESC LIMIT 1"
+            f"SELECT {RUN_COLS} FROM runs WHERE status='{RunStatus.LIVE}' ORDER BY updated_at DESC LIMIT 1"
         )
-        return _run(rows[0]) if rows else None
+        return run_from_row(rows[0]) if rows else None
 
     def switch_live(self, run_id: str) -> str | None:
         """In ONE transaction: the live run (if any) -> retired, run_id -> live. Returns the previously
@@ -402,8 +174,8 @@ class MetadataStore:
     def list_runs(self) -> list[RunRecord]:
         """All runs, newest first (by creation time, then run_id which embeds the training time)."""
         return [
-            _run(r)
-            for r in self._fetchall(f"SELECT {_RUN_COLS} FROM runs ORDER BY created_at DESC, run_id DESC")
+            run_from_row(r)
+            for r in self._fetchall(f"SELECT {RUN_COLS} FROM runs ORDER BY created_at DESC, run_id DESC")
         ]
 
     @contextlib.contextmanager
@@ -529,10 +301,10 @@ class MetadataStore:
             chunk = ids[i : i + _IN_CHUNK]
             marks = ",".join(["%s"] * len(chunk))
             for row in self._fetchall(
-                f"SELECT {_MOVIE_COLS} FROM movies WHERE run_id=%s AND movie_id IN ({marks})",
+                f"SELECT {MOVIE_COLS} FROM movies WHERE run_id=%s AND movie_id IN ({marks})",
                 (run_id, *chunk),
             ):
-                m = _movie(row)
+                m = movie_from_row(row)
                 out[m.movie_id] = m
         return out
 
@@ -544,11 +316,11 @@ class MetadataStore:
             return []
         pattern = f"%{_escape_like(q)}%"
         rows = self._fetchall(
-            f"SELECT {_MOVIE_COLS} FROM movies WHERE run_id=%s AND title LIKE %s"
+            f"SELECT {MOVIE_COLS} FROM movies WHERE run_id=%s AND title LIKE %s"
             " ORDER BY LOCATE(%s, title), title, movie_id LIMIT %s",
             (run_id, pattern, q, int(limit)),
         )
-        return [_movie(r) for r in rows]
+        return [movie_from_row(r) for r in rows]
 
     def sample_movies(self, run_id: str, n: int) -> list[Movie]:
         """Up to n distinct random movies of the run (uniform for small catalogues; for large ones,
@@ -563,9 +335,9 @@ class MetadataStore:
             return []
         if total <= 50_000 or n * 4 >= total:
             rows = self._fetchall(
-                f"SELECT {_MOVIE_COLS} FROM movies WHERE run_id=%s ORDER BY RAND() LIMIT %s", (run_id, int(n))
+                f"SELECT {MOVIE_COLS} FROM movies WHERE run_id=%s ORDER BY RAND() LIMIT %s", (run_id, int(n))
             )
-            return [_movie(r) for r in rows]
+            return [movie_from_row(r) for r in rows]
         picked: dict[int, Movie] = {}
         rng = random.Random()
         for _ in range(5):
@@ -573,13 +345,13 @@ class MetadataStore:
             if need <= 0:
                 break
             pivots = [rng.randint(int(lo), int(hi)) for _ in range(need * 2)]
-            sub = f"(SELECT {_MOVIE_COLS} FROM movies WHERE run_id=%s AND movie_id >= %s ORDER BY movie_id LIMIT 1)"
+            sub = f"(SELECT {MOVIE_COLS} FROM movies WHERE run_id=%s AND movie_id >= %s ORDER BY movie_id LIMIT 1)"
             sql = " UNION ALL ".join([sub] * len(pivots))
             args: list[Any] = []
             for p in pivots:
                 args += [run_id, p]
             for row in self._fetchall(sql, args):
-                m = _movie(row)
+                m = movie_from_row(row)
                 picked.setdefault(m.movie_id, m)
         out = list(picked.values())[:n]
         rng.shuffle(out)
@@ -591,26 +363,6 @@ class MetadataStore:
             "SELECT movie_ids FROM user_histories WHERE run_id=%s AND user_id=%s", (run_id, int(user_id))
         )
         return [int(x) for x in json.loads(rows[0][0])] if rows else None
-
-
-def _watchdog(conn: Any, budget: float, fired: list[bool]) -> threading.Timer:
-    """Shut the connection's socket if one call takes longer than `budget` in total.
-
-    pymysql's read_timeout bounds each recv, not the call: a server trickling one byte per second would
-    hold the call (and this store's lock) for ever. Shutting the socket makes the blocked read fail at once.
-    """
-
-    def fire() -> None:
-        fired.append(True)
-        sock = getattr(conn, "_sock", None)
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    timer = threading.Timer(budget, fire)
-    timer.daemon = True
-    timer.start()
-    return timer
 
 
 def _check_status(status: str) -> str:
