@@ -29,7 +29,7 @@ from handlers.api_app import create_app, deps
 from shared import artifacts
 from shared.recipe import ExactIndex, Recipe
 from shared.settings import Settings
-from tests.integration.api.live import http_api_event, invoke
+from tests.integration.api.live import http_api_event, invoke, uvicorn_in_thread
 from training_job import score_served
 from training_job.data import load_movielens
 from training_job.graph import build
@@ -122,13 +122,15 @@ def test_evaluate_command_scores_the_live_deployment_like_the_run(
     parser = argparse.ArgumentParser()
     score_served.add_arguments(parser)
     results = {}
-    for mode in (["--handler"], ["--run", trained["run_uri"]]):
-        assert score_served.main(parser.parse_args(["--heldout", str(trained["heldout"]), "--no-progress", *mode])) == 0
-        results[mode[0]] = json.loads(capsys.readouterr().out)
-    served, offline = results["--handler"], results["--run"]
-    assert served["statuses"] == {"200": 150} and served["users"] == 150
+    with uvicorn_in_thread(create_app()) as base_url:  # the same app over real HTTP, 8 concurrent clients
+        for mode in (["--handler"], ["--run", trained["run_uri"]], ["--api", base_url]):
+            args = parser.parse_args(["--heldout", str(trained["heldout"]), "--no-progress", *mode])
+            assert score_served.main(args) == 0
+            results[mode[0]] = json.loads(capsys.readouterr().out)
+    served, offline, http = results["--handler"], results["--run"], results["--api"]
+    assert served["statuses"] == {"200": 150} == http["statuses"] and served["users"] == 150
     assert served["heldout_skipped"] == {"header": 1} and served["heldout_rows"] == 150
     for key in ("hr@10", "ndcg@10", "coverage", "users"):
-        assert served[key] == offline[key], key
+        assert served[key] == offline[key] == http[key], key
     assert served["run_ids"] == [artifacts.RunReader(trained["run_uri"]).manifest().run_id]
     assert 0.0 < served["hr@10"] <= 1.0  # the held-out movies were never seen in training: some are found
