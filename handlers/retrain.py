@@ -13,8 +13,8 @@ retries of one request submit once and replay the stored answer; the determinist
 the key) is checked in Batch before submitting, which also covers a Lambda that died between SubmitJob and
 saving the idempotency record.
 
-Settings used beyond ``shared.settings.Settings`` (read from the environment at call time; the lead may
-move them into Settings): ``IDEMPOTENCY_TABLE``, ``RETRAIN_IDEMPOTENCY_SECONDS``, ``TRAINING_MAX_MINUTES``.
+Every setting, IDEMPOTENCY_TABLE, RETRAIN_IDEMPOTENCY_SECONDS and TRAINING_MAX_MINUTES included, comes from
+``shared.settings.Settings``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import base64
 import binascii
 import hashlib
 import json
-import os
 import re
 import time
 import urllib.parse
@@ -38,14 +37,8 @@ from shared.settings import get_settings
 
 logger = get_logger(__name__)
 
-IDEMPOTENCY_TABLE_ENV = "IDEMPOTENCY_TABLE"
-IDEMPOTENCY_SECONDS_ENV = "RETRAIN_IDEMPOTENCY_SECONDS"
-MAX_MINUTES_ENV = "TRAINING_MAX_MINUTES"
-DEFAULT_IDEMPOTENCY_TABLE = "graphrec-idempotency"
-DEFAULT_IDEMPOTENCY_SECONDS = 3600
-DEFAULT_MAX_MINUTES = 120.0
 # Environment variables this module reads on top of Settings (template drift test checks against this).
-EXTRA_ENV_VARS = (IDEMPOTENCY_TABLE_ENV, IDEMPOTENCY_SECONDS_ENV, MAX_MINUTES_ENV)
+EXTRA_ENV_VARS: tuple[str, ...] = ()
 
 JOB_NAME_PREFIX = "graphrec-train"
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_-]{0,127}$")
@@ -104,7 +97,7 @@ def _idempotent_submit() -> Any:
     )
 
     store = DynamoDBPersistenceLayer(
-        table_name=os.environ.get(IDEMPOTENCY_TABLE_ENV, DEFAULT_IDEMPOTENCY_TABLE),
+        table_name=get_settings().idempotency_table,
         boto3_client=boto3.client("dynamodb"),
     )
     config = IdempotencyConfig(
@@ -129,11 +122,11 @@ def clear_clients() -> None:
 
 
 def _idempotency_seconds() -> int:
-    return int(os.environ.get(IDEMPOTENCY_SECONDS_ENV, DEFAULT_IDEMPOTENCY_SECONDS))
+    return get_settings().retrain_idempotency_seconds
 
 
 def _max_minutes_default() -> float:
-    return float(os.environ.get(MAX_MINUTES_ENV, DEFAULT_MAX_MINUTES))
+    return get_settings().training_max_minutes
 
 
 # Beyond the training budget a job loads data, builds the graph, runs inference and evaluation, writes the

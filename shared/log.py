@@ -6,8 +6,6 @@ which CloudWatch Logs Insights can query; it also works outside Lambda (CLI, tes
 
 from __future__ import annotations
 
-import os
-
 from aws_lambda_powertools import Logger
 
 _loggers: dict[str, Logger] = {}
@@ -21,11 +19,10 @@ LOCATION = "%(module)s.%(funcName)s:%(lineno)d"
 def get_logger(name: str) -> Logger:
     """Return a process-wide Powertools logger; `name` only keys the cache (records carry their module)."""
     if name not in _loggers:
-        _loggers[name] = Logger(
-            service=os.environ.get("POWERTOOLS_SERVICE_NAME", "graphrec"),
-            level=os.environ.get("LOG_LEVEL", "INFO"),
-            location=LOCATION,
-        )
+        from shared.settings import Settings
+
+        settings = Settings()  # not the cached get_settings(): loggers are made at import time
+        _loggers[name] = Logger(service=settings.powertools_service_name, level=settings.log_level, location=LOCATION)
     return _loggers[name]
 
 

@@ -6,7 +6,6 @@ boto3 is already in the Lambda runtime and honours AWS_ENDPOINT_URL (moto, Local
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from functools import lru_cache
@@ -52,7 +51,10 @@ def s3_client() -> Any:
     """One boto3 S3 client per process (created lazily; endpoint from AWS_ENDPOINT_URL[_S3])."""
     import boto3
 
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+    from shared.settings import get_settings
+
+    settings = get_settings()
+    endpoint = settings.aws_endpoint_url_s3 or settings.aws_endpoint_url or None
     return boto3.client("s3", endpoint_url=endpoint)
 
 

@@ -30,11 +30,13 @@ class Settings(BaseSettings):
     # --- object storage -------------------------------------------------------------------
     artifact_uri: str = Field(
         default=str(LOCAL_DIR / "runs"),
-        description="Where training runs are written/read: a local folder or s3://bucket/prefix.",
+        description="Where training runs are written/read: a local folder or s3://bucket/prefix; also the retrain "
+        "default `output_uri`.",
     )
     data_uri: str = Field(
         default=str(LOCAL_DIR / "data" / "ml-1m"),
-        description="Where MovieLens-format ratings data lives (folder, ml-1m.zip or s3:// prefix).",
+        description="Where MovieLens-format ratings data lives (folder, ml-1m.zip or s3:// prefix); the retrain "
+        "default `data_uri`.",
     )
 
     # --- Milvus ---------------------------------------------------------------------------
@@ -42,43 +44,64 @@ class Settings(BaseSettings):
         default=str(LOCAL_DIR / "milvus.db"),
         description="Milvus Lite file path, or http(s)://host:19530 / Zilliz Cloud endpoint.",
     )
-    milvus_token: SecretStr | None = Field(default=None, description="Milvus/Zilliz token (user:password or API key).")
-    milvus_token_secret_arn: str | None = Field(default=None, description="Secrets Manager ARN holding the token.")
-    milvus_alias: str = Field(default="movies_live", description="Milvus alias that names the live run's collection.")
+    milvus_token: SecretStr | None = Field(
+        default=None,
+        description="Milvus/Zilliz token (user:password or API key). Local use; deployed stacks use the secret.",
+    )
+    milvus_token_secret_arn: str | None = Field(
+        default=None, description='Secrets Manager ARN of {"token": "..."}; wins over MILVUS_TOKEN.'
+    )
+    milvus_alias: str = Field(default="movies_live", description="Milvus alias that names the live run's collection (switched atomically on load).")
     milvus_timeout: float = Field(
-        default=3.0, gt=0, description="Seconds one Milvus request may take on the serving path (gRPC deadline)."
+        default=3.0, gt=0, description="gRPC deadline of every serving-side Milvus call (ping, count, get, search, load) and of the "
+        "first connection to a server.",
     )
 
     # --- MySQL ----------------------------------------------------------------------------
-    mysql_host: str = "127.0.0.1"
-    mysql_port: int = 3306
-    mysql_user: str = "root"
-    mysql_password: SecretStr = SecretStr("")
-    mysql_database: str = "graphrec"
+    mysql_host: str = Field(default="127.0.0.1", description="MySQL host, used when the secret has no `host`.")
+    mysql_port: int = Field(default=3306, description="MySQL port (the secret's `port` wins).")
+    mysql_user: str = Field(default="root", description="MySQL user when no secret is configured.")
+    mysql_password: SecretStr = Field(
+        default=SecretStr(""), description="MySQL password when no secret is configured (never set in the template)."
+    )
+    mysql_database: str = Field(
+        default="graphrec",
+        description="Database name (the secret's `dbname` wins); must exist, tables are created on first load.",
+    )
     mysql_secret_arn: str | None = Field(
         default=None,
-        description="Secrets Manager ARN of a JSON secret with host/port/username/password/dbname (RDS shape).",
+        description="Secrets Manager ARN of an RDS-shaped JSON secret (username, password, optional host, port, "
+        "dbname); its values override the MYSQL_* variables.",
     )
     mysql_ssl_mode: Literal["DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"] = Field(
         default="PREFERRED",
-        description="TLS to MySQL, as the mysql client's --ssl-mode (the template sets VERIFY_IDENTITY).",
+        description="TLS to MySQL, as the mysql client's --ssl-mode: DISABLED, PREFERRED (TLS when offered), REQUIRED "
+        "(TLS, certificate not checked), VERIFY_CA, VERIFY_IDENTITY (certificate and host name checked against "
+        "MYSQL_SSL_CA).",
     )
     mysql_ssl_ca: str | None = Field(
-        default=None, description="PEM CA bundle for VERIFY_CA/VERIFY_IDENTITY (default: the shipped RDS bundle)."
+        default=None,
+        description="PEM CA bundle for VERIFY_*; unset = shared/certs/rds-ca-bundle.pem (every Amazon RDS/Aurora "
+        "region CA plus the RDS Proxy roots; scripts/update_rds_ca.sh regenerates it).",
     )
     # Bounded time on every store call (issue 10): the API Lambda times out at 29 s, so a hung store must
     # turn into a JSON 503 long before that. The loader overrides the read/write budget (loader_store_timeout).
     mysql_connect_timeout: float = Field(default=2.0, gt=0, description="Seconds to open a MySQL connection.")
     mysql_read_timeout: float = Field(
-        default=3.0, gt=0, description="Seconds one MySQL statement may take (socket read + whole-call watchdog)."
+        default=3.0, gt=0, description="Seconds one MySQL statement may take: per socket read, and a whole-call watchdog that "
+        "closes the socket of a call running longer (a server trickling bytes).",
     )
     mysql_write_timeout: float = Field(default=3.0, gt=0, description="Seconds to send one MySQL statement.")
 
     # --- loader -----------------------------------------------------------------------------
-    keep_runs: int = Field(default=3, description="Retired runs kept (for --rollback) before their data is dropped.")
+    keep_runs: int = Field(
+        default=3,
+        description="Retired runs kept (for --rollback) before their Milvus collection and MySQL rows are dropped.",
+    )
     load_batch_size: int = Field(default=5000, description="Rows per insert batch when loading a run.")
     loader_store_timeout: float = Field(
-        default=300.0, gt=0, description="Seconds one MySQL statement may take in the loader (bulk writes)."
+        default=300.0, gt=0, description="The loader's per-statement budget for MySQL and Milvus (bulk writes need more than the "
+        "API's few seconds).",
     )
     loader_min_size_ratio: float = Field(
         default=0.5,
@@ -86,34 +109,95 @@ class Settings(BaseSettings):
         le=1,
         description="A run with fewer movies/vectors/users than this share of the live run's needs --force.",
     )
+    loader_retry_base_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        description="First back-off delay when a store call fails transiently (doubles per attempt, 5 attempts).",
+    )
+    milvus_bulk_staging_uri: str = Field(
+        default="",
+        description="s3:// prefix in the bucket your Milvus server imports from; when set (and the target is a "
+        "server, not Lite), large runs are loaded with Milvus bulk import instead of row inserts. Not set by the "
+        "template; the loader's role would also need write access there.",
+    )
+    milvus_bulk_min_rows: int = Field(
+        default=200_000, description="Minimum vectors in a run before bulk import is used."
+    )
 
     # --- API ------------------------------------------------------------------------------
     cors_origins: str = Field(
         default="http://127.0.0.1:8000,http://localhost:8000",
-        description="Comma-separated allowed CORS origins. Never '*' in production.",
+        description="Comma-separated origins allowed cross-origin; never '*'. The template also gives them to API "
+        "Gateway's CORS configuration.",
     )
-    live_run_cache_seconds: float = Field(default=5.0, description="How long the API caches the live run id.")
+    live_run_cache_seconds: float = Field(
+        default=5.0,
+        description="How long an API container caches the live run id; a new run is served at most this long "
+        "after it goes live.",
+    )
     live_run_stale_seconds: float = Field(
         default=60.0,
         ge=0,
         description="While MySQL cannot be asked, keep serving the last known live run for this long.",
     )
     api_request_timeout: float = Field(
-        default=3.5, gt=0, description="Per-request deadline (s): a store that has not answered by then -> 503."
+        default=3.5, gt=0, description="Per-request deadline (s): store work still running then is abandoned and the caller gets a "
+        "503 with Retry-After.",
     )
     api_max_body_bytes: int = Field(default=65536, gt=0, description="Largest request body accepted (413 above).")
     api_store_threads: int = Field(default=64, gt=0, description="Worker threads for blocking store calls.")
     api_mysql_connections: int = Field(
-        default=8, gt=0, description="MySQL connections per API process (calls no longer queue behind one)."
+        default=8, gt=0, description="MySQL connections per API process; a call that finds all busy waits at most "
+        "MYSQL_READ_TIMEOUT.",
+    )
+    api_local_index_max: int = Field(
+        default=50_000,
+        ge=0,
+        description="Catalogues up to this many vectors are searched exactly in an in-memory copy inside the API; "
+        "larger ones (or 0) are searched in Milvus.",
     )
 
     # --- retraining -------------------------------------------------------------------------
-    training_job_queue: str = "graphrec-gpu"
-    training_job_definition: str = "graphrec-train"
-    training_default_epochs: int = 1000  # the time budget and the trainer's --patience decide
+    training_job_queue: str = Field(
+        default="graphrec-gpu",
+        description="Batch job queue (name or ARN) retrain jobs are submitted to; GET /retrain/{id} only reports "
+        "jobs on it.",
+    )
+    training_job_definition: str = Field(
+        default="graphrec-train", description="Batch job definition (name, name:revision or ARN)."
+    )
+    training_default_epochs: int = Field(
+        default=1000,
+        description="`epochs` for retrain jobs whose request gives none (the time budget and --patience decide).",
+    )
+    training_max_minutes: float = Field(
+        default=120.0, gt=0, description="`max_minutes` for retrain jobs whose request gives none."
+    )
+    idempotency_table: str = Field(
+        default="graphrec-idempotency",
+        description="DynamoDB table of the retrain function's Powertools idempotency records (key `id`, TTL "
+        "attribute `expiration`).",
+    )
+    retrain_idempotency_seconds: int = Field(
+        default=3600,
+        gt=0,
+        description="How long a retrain request/event is remembered: a retry inside this window returns the "
+        "first job instead of submitting again.",
+    )
 
-    log_level: str = "INFO"
-    service_name: str = "graphrec"
+    # --- logging and AWS --------------------------------------------------------------------
+    log_level: str = Field(default="INFO", description="Level of the JSON logs (DEBUG, INFO, WARNING, ERROR).")
+    service_name: str = Field(default="graphrec", description="Value of the `service` tag on submitted Batch jobs.")
+    powertools_service_name: str = Field(
+        default="graphrec", description="`service` field of every JSON log line (Powertools Logger)."
+    )
+    aws_endpoint_url: str | None = Field(
+        default=None,
+        description="Send AWS calls to this endpoint (moto, LocalStack); boto3 honours it for every service.",
+    )
+    aws_endpoint_url_s3: str | None = Field(
+        default=None, description="Endpoint for S3 only (run folders, training data); overrides AWS_ENDPOINT_URL."
+    )
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -10,7 +10,6 @@ searched in Milvus as before (HNSW on a server). The copy is replaced when the l
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ import numpy as np
 from handlers.api_app.stores import MetadataReader, VectorReader
 from shared.log import get_logger
 from shared.recipe import ExactIndex
+from shared.settings import get_settings
 
 logger = get_logger("graphrec.api")
 
@@ -30,7 +30,7 @@ FETCH_CHUNK = 2000  # vectors per Milvus request while building
 
 
 def max_vectors() -> int:
-    return int(os.environ.get("API_LOCAL_INDEX_MAX", "50000"))
+    return get_settings().api_local_index_max
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from handlers.loader.retry import RETRY
 from shared import artifacts, objectstore
 from shared.log import get_logger
+from shared.settings import Settings, get_settings
 
 if TYPE_CHECKING:  # pragma: no cover
     from handlers.loader.validation import ValidatedRun
@@ -18,15 +18,16 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = get_logger("loader")
 
 
-def bulk_staging_uri(vectors: VectorStore, n_vectors: int) -> str | None:
+def bulk_staging_uri(vectors: VectorStore, n_vectors: int, settings: Settings | None = None) -> str | None:
     """Where to stage files for Milvus bulk import, or None for row inserts.
 
     Bulk import is used only against a Milvus/Zilliz server (Lite has no import service), for runs of at
     least MILVUS_BULK_MIN_ROWS vectors (default 200,000), and when MILVUS_BULK_STAGING_URI names a prefix in
     the bucket the Milvus server reads from (s3://milvus-bucket/graphrec-import).
     """
-    staging = os.environ.get("MILVUS_BULK_STAGING_URI", "").strip()
-    min_rows = int(os.environ.get("MILVUS_BULK_MIN_ROWS", "200000"))
+    settings = settings or get_settings()
+    staging = settings.milvus_bulk_staging_uri.strip()
+    min_rows = settings.milvus_bulk_min_rows
     if vectors.is_lite or not staging or n_vectors < min_rows:
         return None
     return staging

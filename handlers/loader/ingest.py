@@ -92,7 +92,7 @@ def load_vectors(
 
     run_id = v.manifest.run_id
     t0 = time.perf_counter()
-    staging = bulk_staging_uri(vectors, v.n_embeddings)
+    staging = bulk_staging_uri(vectors, v.n_embeddings, settings)
     if staging is not None:
         return bulk_load_vectors(v, vector_batches(reader, v, settings.load_batch_size), vectors, staging)
     RETRY.call("create_collection", lambda: vectors.create_collection(run_id, v.manifest.dim))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from typing import TypeVar
 
 from shared.errors import StoreUnavailable
 from shared.log import get_logger
+from shared.settings import get_settings
 
 logger = get_logger("loader")
 T = TypeVar("T")
@@ -20,17 +20,18 @@ class RetryPolicy:
     """Exponential backoff for transient store errors (StoreUnavailable): base, 2*base, 4*base ... <= cap."""
 
     attempts: int = 5
-    base_seconds: float = 0.5
+    base_seconds: float | None = None  # None: Settings.loader_retry_base_seconds (LOADER_RETRY_BASE_SECONDS)
     cap_seconds: float = 8.0
 
     def call(self, what: str, fn: Callable[[], T]) -> T:
+        base = self.base_seconds if self.base_seconds is not None else get_settings().loader_retry_base_seconds
         for attempt in range(1, self.attempts + 1):
             try:
                 return fn()
             except StoreUnavailable as exc:
                 if attempt == self.attempts:
                     raise
-                delay = min(self.cap_seconds, self.base_seconds * 2 ** (attempt - 1))
+                delay = min(self.cap_seconds, base * 2 ** (attempt - 1))
                 logger.warning(
                     "transient store error, retrying",
                     extra={"op": what, "attempt": attempt, "delay_s": delay, "error": str(exc)},
@@ -39,4 +40,4 @@ class RetryPolicy:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-RETRY = RetryPolicy(base_seconds=float(os.environ.get("LOADER_RETRY_BASE_SECONDS", "0.5")))
+RETRY = RetryPolicy()

@@ -22,13 +22,9 @@ from shared.settings import Settings
 
 EVENTS = REPO_ROOT / "events"
 
-# Environment variables a function may set that are not Settings fields, with who reads them.
-DOCUMENTED_EXTRAS = {
-    "POWERTOOLS_SERVICE_NAME": "shared/log.py (Powertools logger service name)",
-    "IDEMPOTENCY_TABLE": "handlers/retrain.py",
-    "RETRAIN_IDEMPOTENCY_SECONDS": "handlers/retrain.py",
-    "TRAINING_MAX_MINUTES": "handlers/retrain.py",
-}
+# Environment variables a function may set that are not Settings fields, with who reads them (none today:
+# IDEMPOTENCY_TABLE, RETRAIN_IDEMPOTENCY_SECONDS, TRAINING_MAX_MINUTES, POWERTOOLS_SERVICE_NAME are Settings).
+DOCUMENTED_EXTRAS: dict[str, str] = {}
 FASTAPI_ROUTES_NOT_EXPOSED = {"/docs/oauth2-redirect", "/redoc"}  # served locally only
 
 

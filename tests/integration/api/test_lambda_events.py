@@ -13,6 +13,7 @@ import pytest
 from mangum import Mangum
 
 from handlers.api_app import create_app, deps
+from shared.settings import clear_settings_cache
 from tests.factories import GENRES
 from tests.integration.api.live import LiveRun, http_api_event, invoke
 
@@ -21,6 +22,7 @@ from tests.integration.api.live import LiveRun, http_api_event, invoke
 def call(live: LiveRun, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Both serving paths: the in-memory copy of the run, and searching Milvus directly."""
     monkeypatch.setenv("API_LOCAL_INDEX_MAX", "50000" if request.param == "local-index" else "0")
+    clear_settings_cache()
     deps.reset_caches()
     handler = Mangum(create_app(), lifespan="off")
 

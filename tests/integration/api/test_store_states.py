@@ -122,6 +122,7 @@ def test_ties_are_broken_by_movie_id(
     mysql_settings: Settings, tmp_path: Path, call: Any, monkeypatch: pytest.MonkeyPatch, local_index_max: str
 ) -> None:
     monkeypatch.setenv("API_LOCAL_INDEX_MAX", local_index_max)  # both the in-memory copy and Milvus search
+    clear_settings_cache()
     run = make_run(str(tmp_path / "runs"), n_movies=60, seed=8)
     emb = run.embeddings.copy()
     emb[1:40] = emb[0]  # movies 2..40 are exact copies of movie 1: all tie with score 1.0

@@ -17,7 +17,7 @@ import pytest
 from handlers import loader
 from shared import artifacts, objectstore
 from shared.milvus_bulk import import_request, run_bulk_import, stage_bulk_files
-from shared.settings import get_settings
+from shared.settings import clear_settings_cache, get_settings
 from shared.vector_store import VectorStore
 from tests.factories import make_run
 
@@ -57,8 +57,10 @@ def test_bulk_path_selection(monkeypatch: pytest.MonkeyPatch) -> None:
     server = VectorStore("http://milvus.internal:19530")
     lite = VectorStore("/tmp/x.db")
     monkeypatch.delenv("MILVUS_BULK_STAGING_URI", raising=False)
+    clear_settings_cache()
     assert loader.bulk_staging_uri(server, 10**6) is None  # not configured
     monkeypatch.setenv("MILVUS_BULK_STAGING_URI", "s3://milvus-bucket/import")
+    clear_settings_cache()
     assert loader.bulk_staging_uri(server, 10**6) == "s3://milvus-bucket/import"
     assert loader.bulk_staging_uri(server, 1000) is None  # small run: row inserts
     assert loader.bulk_staging_uri(lite, 10**6) is None  # Lite has no import service
