@@ -14,12 +14,15 @@ from __future__ import annotations
 import re
 import zlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dgl
 import numpy as np
 import pandas as pd
 import torch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from training_job.data_report import MovieLensData
 
 USER = "user"
 MOVIE = "movie"
@@ -187,7 +190,7 @@ def build_graph(inter: Interactions, num_users: int, num_items: int) -> dgl.DGLG
     return g
 
 
-def build(data: Any, title_buckets: int = 4096) -> GraphData:
+def build(data: MovieLensData, title_buckets: int = 4096) -> GraphData:
     """From a MovieLensData (users, movies, ratings DataFrames) to the train graph, features and splits."""
     movies = data.movies.reset_index(drop=True)
     movie_ids = movies["movie_id"].to_numpy(dtype=np.int64)

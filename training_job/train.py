@@ -33,6 +33,7 @@ import torch
 
 from shared.log import get_logger
 from training_job.config import TrainConfig, add_arguments, config_from_args
+from training_job.data_report import MovieLensData
 from training_job.fit import CURVE_QUERIES, FitResult, fit, refit
 from training_job.graph import GraphData, build
 from training_job.report import concat, evaluate_all
@@ -65,7 +66,7 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def train_on(data: Any, cfg: TrainConfig) -> tuple[GraphData, FitResult, dict[str, Any]]:
+def train_on(data: MovieLensData, cfg: TrainConfig) -> tuple[GraphData, FitResult, dict[str, Any]]:
     """Graph + training + evaluation on an already-loaded MovieLensData; returns metrics."""
     set_threads(cfg.threads)
     cfg.device = resolve_device(cfg.device)
@@ -80,8 +81,7 @@ def train_on(data: Any, cfg: TrainConfig) -> tuple[GraphData, FitResult, dict[st
     refit_info: dict[str, Any] = {"epochs": 0, "note": "published embeddings = the validated model"}
     if cfg.refit_epochs > 0:
         fr.published, refit_info = refit(gd, fr, cfg)
-    report: Any = getattr(data, "report", None)
-    rejected = report.to_dict() if hasattr(report, "to_dict") else (dict(report) if report else {})
+    rejected = data.report.to_dict()
     metrics = {
         "data": {**gd.stats, "rejected": rejected},
         "training": {

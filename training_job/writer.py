@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from shared import artifacts
+
+if TYPE_CHECKING:  # pragma: no cover - types only; the writer itself needs no torch
+    from training_job.config import TrainConfig
+    from training_job.data_report import MovieLensData
+    from training_job.fit import FitResult
+    from training_job.graph import GraphData
 
 
 def _year_or_none(v: Any) -> int | None:
@@ -51,7 +57,7 @@ def learning_curve_png(curve: list[dict[str, float]]) -> bytes:
     return buf.getvalue()
 
 
-def user_histories(gd: Any) -> tuple[list[int], list[list[int]]]:
+def user_histories(gd: GraphData) -> tuple[list[int], list[list[int]]]:
     """Every user's rated movie_ids, oldest first (gd.all is sorted by user, then time)."""
     user, item = gd.all.user, gd.all.item
     if len(user) == 0:
@@ -63,10 +69,10 @@ def user_histories(gd: Any) -> tuple[list[int], list[list[int]]]:
     return users, hists
 
 
-def write_run(cfg: Any, data: Any, gd: Any, fr: Any, metrics: dict[str, Any]) -> str:
+def write_run(cfg: TrainConfig, data: MovieLensData, gd: GraphData, fr: FitResult, metrics: dict[str, Any]) -> str:
     """Write every run file then the manifest; returns the run URI."""
     writer = artifacts.RunWriter(cfg.output, cfg.run_id)
-    published = fr.published if getattr(fr, "published", None) is not None else fr.embeddings
+    published = fr.published if fr.published is not None else fr.embeddings
     emb = np.ascontiguousarray(published, dtype=np.float32)  # (N, D) unit vectors
     writer.write_table(artifacts.EMBEDDINGS, artifacts.embeddings_table(gd.movie_ids, emb))
     movies = data.movies.reset_index(drop=True)
@@ -83,7 +89,7 @@ def write_run(cfg: Any, data: Any, gd: Any, fr: Any, metrics: dict[str, Any]) ->
     writer.write_table(artifacts.USER_HISTORY, artifacts.user_history_table(users, hists))
     writer.write_json(artifacts.METRICS, metrics)
     writer.write_bytes(artifacts.LEARNING_CURVE, learning_curve_png(metrics["training"]["curve"]))
-    config = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
+    config = cfg.to_dict()
     writer.write_json(artifacts.CONFIG, config)
     test = metrics["test"]
     summary = {
@@ -96,7 +102,7 @@ def write_run(cfg: Any, data: Any, gd: Any, fr: Any, metrics: dict[str, Any]) ->
         "ease_hr@10": test["ease"]["hr@10"],
         "recipe": metrics["recipe"],
     }
-    source = dict(getattr(data, "source", {}) or {})
+    source = dict(data.source or {})
     writer.finish(
         dim=int(emb.shape[1]),
         counts=artifacts.Counts(
