@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="python -m training_job",
-        description="PinSage movie recommender: training job and synthetic data generator.",
+        description="PinSage movie recommender: training job, synthetic data generator, and scoring of what a deployment serves.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p_train = sub.add_parser(
