@@ -144,7 +144,7 @@ def percentile(values: list[float], q: float) -> float:
 def in_process(run_id: str, movie_ids: list[int], n: int) -> dict[str, dict[str, float]]:
     from handlers.api import handler
     from handlers.api_app.middleware import logger
-    from tests.integration.api.live import LambdaContext, http_api_event
+    from tests.helpers.live import LambdaContext, http_api_event
 
     devnull = open(os.devnull, "w")  # noqa: SIM115  # lives as long as the benchmark process
     logger.registered_handler.setStream(devnull)  # type: ignore[attr-defined]  # format, don't print
@@ -245,7 +245,7 @@ async def _load(base: str, movie_ids: list[int], total: int, seconds: float, con
 def over_http(movie_ids: list[int], total: int, seconds: float, concurrency: int) -> dict[str, float]:
     import httpx
 
-    from tests.integration.api.live import free_port
+    from tests.helpers.live import free_port
 
     port = free_port()
     proc = subprocess.Popen(
@@ -280,7 +280,7 @@ import time
 t0 = time.perf_counter()
 import handlers.api
 t1 = time.perf_counter()
-from tests.integration.api.live import LambdaContext, http_api_event
+from tests.helpers.live import LambdaContext, http_api_event
 ev = http_api_event("POST", "/recommendations", body={"liked": %s, "k": 10})
 res = handlers.api.handler(ev, LambdaContext())
 t2 = time.perf_counter()

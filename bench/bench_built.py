@@ -58,7 +58,7 @@ def main() -> int:
 
     from shared.settings import Settings
     from tests.conftest import milvus_database
-    from tests.factories import make_run
+    from tests.helpers.factories import make_run
     from tests.integration.deploy.test_built_functions import _INVOKE, _python312
 
     work = Path(tempfile.mkdtemp(prefix="graphrec-built-"))

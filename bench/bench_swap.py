@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import httpx
 
     from tests.conftest import free_port
-    from tests.factories import make_run
+    from tests.helpers.factories import make_run
 
     n_movies, n_users, dim = (400, 300, 16) if args.small else (3706, 6040, 64)
     work = Path(tempfile.mkdtemp(prefix="graphrec-swap-"))

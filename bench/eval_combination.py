@@ -10,7 +10,7 @@ the held-out movie is in the top 10 (liked movies excluded, as the API does). Se
 product over unit vectors in numpy - what Milvus Lite's FLAT/IP index computes.
 
 Data (one command, no flags needed):
-  planted-clusters   tests.factories.make_run data (genre clusters; users like 5 movies of one cluster)
+  planted-clusters   tests.helpers.factories.make_run data (genre clusters; users like 5 movies of one cluster)
   planted-mixed      make_run-style, harder and closer to real histories: movies sit in niches inside
                      genres, each user likes movies of one niche plus a couple of unrelated ones
   --run PATH         a training run folder (or its manifest.json); --protocol set: liked = n random movies
@@ -85,8 +85,8 @@ def hit_rate(index: ExactIndex, cases: list[tuple[list[int], int]]) -> dict[str,
 
 
 def planted_clusters(seed: int) -> tuple[ExactIndex, list[tuple[list[int], int]]]:
-    """tests.factories.make_run itself: hold out each user's last movie."""
-    from tests.factories import make_run
+    """tests.helpers.factories.make_run itself: hold out each user's last movie."""
+    from tests.helpers.factories import make_run
 
     with tempfile.TemporaryDirectory() as tmp:
         run = make_run(tmp, n_movies=400, n_users=400, dim=32, seed=seed)

@@ -17,8 +17,8 @@ import pytest
 from shared.recipe import Recipe
 from shared.settings import clear_settings_cache, get_settings
 from tests.browser.test_web_page import page  # noqa: F401  (the Chromium page over the live run)
-from tests.factories import make_run
-from tests.integration.api.live import LiveRun, load_live
+from tests.helpers.factories import make_run
+from tests.helpers.live import LiveRun, load_live
 
 pytestmark = pytest.mark.browser
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from handlers.api_app import create_app, deps
-from tests.integration.api.live import LiveRun, uvicorn_in_thread
+from tests.helpers.live import LiveRun, uvicorn_in_thread
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARGS = [

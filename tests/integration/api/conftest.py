@@ -24,8 +24,8 @@ from tests.conftest import (
     MYSQL_USER,
     milvus_backend_uri,
 )
-from tests.factories import make_run
-from tests.integration.api.live import LiveRun, load_live
+from tests.helpers.factories import make_run
+from tests.helpers.live import LiveRun, load_live
 
 
 @pytest.fixture(scope="module", params=MILVUS_BACKENDS)

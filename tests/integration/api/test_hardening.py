@@ -16,8 +16,8 @@ from mangum import Mangum
 
 from handlers.api_app import create_app, deps
 from shared.settings import Settings
-from tests.factories import make_run
-from tests.integration.api.live import LiveRun, http_api_event, invoke, load_live, uvicorn_in_thread
+from tests.helpers.factories import make_run
+from tests.helpers.live import LiveRun, http_api_event, invoke, load_live, uvicorn_in_thread
 
 
 @pytest.fixture

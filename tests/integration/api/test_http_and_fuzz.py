@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 from handlers.api_app import create_app, deps
-from tests.integration.api.live import LiveRun, uvicorn_in_thread
+from tests.helpers.live import LiveRun, uvicorn_in_thread
 
 app = create_app()
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)

@@ -1,7 +1,7 @@
 """Multi-interest recommendations, `because` and `diversity` through the Mangum handler, over a live run whose
 recipe has several interests, in real MariaDB + Milvus (Lite and server, see conftest.py).
 
-Planted clusters (tests/factories.py: one genre per cluster, tight embeddings) make the right answers
+Planted clusters (tests/helpers/factories.py: one genre per cluster, tight embeddings) make the right answers
 known; both serving paths (in-memory index, Milvus search) must return exactly what the training job's
 served evaluation computes for the same likes (training_job.served_eval.recommend).
 """
@@ -17,8 +17,8 @@ from mangum import Mangum
 from handlers.api_app import create_app, deps
 from shared.recipe import ExactIndex, Recipe
 from shared.settings import clear_settings_cache, get_settings
-from tests.factories import make_run
-from tests.integration.api.live import LiveRun, http_api_event, invoke, load_live
+from tests.helpers.factories import make_run
+from tests.helpers.live import LiveRun, http_api_event, invoke, load_live
 from training_job.served_eval import recommend
 
 RECIPE = Recipe(last_k=50, decay=0.9, interests=3, threshold=0.5, diversity=0.0)

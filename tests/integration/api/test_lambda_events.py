@@ -14,8 +14,8 @@ from mangum import Mangum
 
 from handlers.api_app import create_app, deps
 from shared.settings import clear_settings_cache
-from tests.factories import GENRES
-from tests.integration.api.live import LiveRun, http_api_event, invoke
+from tests.helpers.factories import GENRES
+from tests.helpers.live import LiveRun, http_api_event, invoke
 
 
 @pytest.fixture(params=["local-index", "milvus-search"])

@@ -13,8 +13,8 @@ from mangum import Mangum
 
 from handlers.api_app import create_app, deps
 from shared.settings import Settings, clear_settings_cache, get_settings
-from tests.factories import make_run
-from tests.integration.api.live import free_port, http_api_event, invoke, load_live
+from tests.helpers.factories import make_run
+from tests.helpers.live import free_port, http_api_event, invoke, load_live
 
 
 @pytest.fixture

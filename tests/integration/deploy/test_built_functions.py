@@ -28,7 +28,7 @@ import pytest
 
 from infra.sam_template import REPO_ROOT
 from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER, milvus_database
-from tests.factories import make_run
+from tests.helpers.factories import make_run
 
 BUILD = REPO_ROOT / ".aws-sam" / "build"
 FUNCTIONS = ("ApiFunction", "LoaderFunction", "RetrainFunction")

@@ -24,8 +24,8 @@ import pytest
 from handlers.api_app import create_app, deps
 from shared.settings import clear_settings_cache, get_settings
 from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER
-from tests.factories import make_run
-from tests.integration.api.live import LiveRun, free_port, load_live, uvicorn_in_thread
+from tests.helpers.factories import make_run
+from tests.helpers.live import LiveRun, free_port, load_live, uvicorn_in_thread
 
 # Short budgets for the suite: a store call may take 1 s, a request 2 s.
 FAST_TIMEOUTS = {

@@ -140,7 +140,7 @@ def test_many_requests_on_a_hung_mysql_do_not_starve_the_process(
 
 
 def test_mysql_refusing_connections_is_a_fast_503(tmp_path: Path, stores: Stores, serve: Any) -> None:
-    from tests.integration.api.live import free_port
+    from tests.helpers.live import free_port
 
     env = {**stores.env, "MYSQL_PORT": str(free_port())}  # nothing listens there
     with serve(env) as base, httpx.Client(base_url=base, timeout=30) as client:

@@ -19,7 +19,7 @@ from shared import artifacts, objectstore
 from shared.milvus_bulk import import_request, run_bulk_import, stage_bulk_files
 from shared.settings import clear_settings_cache, get_settings
 from shared.vector_store import VectorStore
-from tests.factories import make_run
+from tests.helpers.factories import make_run
 
 
 def test_staged_files_hold_the_run_in_milvus_layout(s3_bucket: str) -> None:

@@ -20,7 +20,7 @@ from shared.artifacts import collection_name, new_run_id
 from shared.metadata_store import MetadataStore
 from shared.settings import Settings, clear_settings_cache, get_settings
 from shared.vector_store import StoreUnavailable, VectorStore, close_all_clients
-from tests.factories import FakeRun, make_run
+from tests.helpers.factories import FakeRun, make_run
 
 pytestmark = pytest.mark.usefixtures("fresh_loader")
 

@@ -19,7 +19,7 @@ from shared import artifacts
 from shared.artifacts import collection_name
 from shared.settings import clear_settings_cache
 from shared.vector_store import close_all_clients
-from tests.factories import FakeRun, make_run
+from tests.helpers.factories import FakeRun, make_run
 
 pytestmark = pytest.mark.usefixtures("fresh_loader")
 

@@ -23,7 +23,7 @@ from shared.metadata_store import MetadataStore
 from shared.settings import clear_settings_cache, get_settings
 from shared.vector_store import StoreUnavailable, VectorStore, close_all_clients
 from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER
-from tests.factories import make_run
+from tests.helpers.factories import make_run
 
 pytestmark = pytest.mark.usefixtures("fresh_loader")
 

@@ -11,7 +11,7 @@ from shared.artifacts import collection_name, new_run_id
 from shared.metadata_store import MetadataStore, Movie
 from shared.settings import Settings
 from shared.vector_store import StoreUnavailable, VectorStore, close_all_clients
-from tests.factories import GENRES
+from tests.helpers.factories import GENRES
 
 
 def _vectors(n: int, dim: int, seed: int = 0) -> np.ndarray:

@@ -111,8 +111,8 @@ def test_loader_and_api_work_over_verified_tls(
     from handlers import loader
     from handlers.api_app import deps
     from shared.vector_store import close_all_clients
-    from tests.factories import make_run
-    from tests.integration.api.live import http_api_event, invoke
+    from tests.helpers.factories import make_run
+    from tests.helpers.live import http_api_event, invoke
 
     env = {
         "MYSQL_HOST": tls_mariadb.host,

@@ -29,7 +29,7 @@ from handlers.api_app import create_app, deps
 from shared import artifacts
 from shared.recipe import ExactIndex, Recipe
 from shared.settings import Settings
-from tests.integration.api.live import http_api_event, invoke, uvicorn_in_thread
+from tests.helpers.live import http_api_event, invoke, uvicorn_in_thread
 from training_job import score_served
 from training_job.data import load_movielens
 from training_job.graph import build

@@ -17,7 +17,7 @@ from mangum import Mangum
 
 from handlers.api_app import create_app, deps
 from shared.vector_store import StoreUnavailable
-from tests.integration.api.live import http_api_event, invoke
+from tests.helpers.live import http_api_event, invoke
 
 
 @pytest.fixture
@@ -96,7 +96,7 @@ def test_routing_errors_are_json_4xx(app: FastAPI) -> None:
 
 def test_bad_input_is_422_even_when_the_stores_are_down(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
     from shared.settings import clear_settings_cache
-    from tests.integration.api.live import free_port
+    from tests.helpers.live import free_port
 
     monkeypatch.setenv("MYSQL_PORT", str(free_port()))  # nothing listens there: MySQL is "down"
     clear_settings_cache()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from shared import artifacts, objectstore
-from tests.factories import make_run
+from tests.helpers.factories import make_run
 
 
 def test_run_id_is_sortable_and_collection_safe() -> None:

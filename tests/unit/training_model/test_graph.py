@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tests.unit.training_model.synth import make_data
+from tests.helpers.synth import make_data
 from training_job.graph import MOVIE, USER, WATCHED, WATCHED_BY, build, hash_token, tokenize_title
 
 

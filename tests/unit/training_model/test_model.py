@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from tests.unit.training_model.synth import make_data
+from tests.helpers.synth import make_data
 from training_job.graph import build
 from training_job.inference import blockwise_embeddings, layerwise_embeddings
 from training_job.model import MaxMarginLoss, PinSage

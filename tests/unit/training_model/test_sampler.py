@@ -7,7 +7,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from tests.unit.training_model.synth import make_data
+from tests.helpers.synth import make_data
 from training_job.graph import build
 from training_job.sampler import ItemPairSampler, NeighbourSampler, make_blocks
 

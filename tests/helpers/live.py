@@ -20,7 +20,7 @@ from typing import Any
 from shared.artifacts import MOVIES, USER_HISTORY, RunReader
 from shared.lambda_context import LocalLambdaContext
 from shared.settings import Settings
-from tests.factories import FakeRun
+from tests.helpers.factories import FakeRun
 
 MYSQL_ENV = ("MYSQL_HOST", "MYSQL_PORT", "MYSQL_USER", "MYSQL_PASSWORD")
 
