@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.artifacts import LIVE_ALIAS
 from shared.errors import StoreUnavailable
 
 LOCAL_DIR = Path(".local")
@@ -51,7 +52,7 @@ class Settings(BaseSettings):
     milvus_token_secret_arn: str | None = Field(
         default=None, description='Secrets Manager ARN of {"token": "..."}; wins over MILVUS_TOKEN.'
     )
-    milvus_alias: str = Field(default="movies_live", description="Milvus alias that names the live run's collection (switched atomically on load).")
+    milvus_alias: str = Field(default=LIVE_ALIAS, description="Milvus alias that names the live run's collection (switched atomically on load).")
     milvus_timeout: float = Field(
         default=3.0, gt=0, description="gRPC deadline of every serving-side Milvus call (ping, count, get, search, load) and of the "
         "first connection to a server.",
