@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from handlers.api_app.stores import MetadataReader, VectorReader
 from shared.log import get_logger
 from shared.recipe import Recipe
 from shared.schemas import Health
 
+StoreState = Literal["ok", "unavailable"]
+
 logger = get_logger("graphrec.api")
 
 
-def _reachable(name: str, store: object) -> bool:
+def _reachable(name: str, store: MetadataReader | VectorReader | Exception) -> bool:
     if isinstance(store, Exception):
         logger.warning("store client could not be created", store=name, error_type=type(store).__name__)
         return False
     try:
-        store.ping()  # type: ignore[attr-defined]
+        store.ping()
         return True
     except Exception as exc:  # any failure to ping means "unreachable" for a health check
         logger.warning("store ping failed", store=name, error_type=type(exc).__name__)
@@ -24,22 +28,25 @@ def _reachable(name: str, store: object) -> bool:
 
 def check(meta: MetadataReader | Exception, vectors: VectorReader | Exception) -> Health:
     meta_ok, vectors_ok = _reachable("metadata", meta), _reachable("vectors", vectors)
-    stores = {"metadata": "ok" if meta_ok else "unavailable", "vectors": "ok" if vectors_ok else "unavailable"}
+    stores: dict[str, StoreState] = {
+        "metadata": "ok" if meta_ok else "unavailable",
+        "vectors": "ok" if vectors_ok else "unavailable",
+    }
     if not meta_ok or isinstance(meta, Exception):
-        return Health(status="unavailable", stores=stores, detail="The metadata store (MySQL) is unreachable.")  # type: ignore[arg-type]
+        return Health(status="unavailable", stores=stores, detail="The metadata store (MySQL) is unreachable.")
     try:
         run = meta.live_run()
     except Exception as exc:  # answered the ping, then failed: still "unreachable" for a health check
         logger.warning("live run lookup failed", error_type=type(exc).__name__)
         stores["metadata"] = "unavailable"
-        return Health(status="unavailable", stores=stores, detail="The metadata store (MySQL) is unreachable.")  # type: ignore[arg-type]
+        return Health(status="unavailable", stores=stores, detail="The metadata store (MySQL) is unreachable.")
     if run is None:
-        return Health(status="no_live_run", stores=stores, detail="No model is live yet: load a training run.")  # type: ignore[arg-type]
+        return Health(status="no_live_run", stores=stores, detail="No model is live yet: load a training run.")
     if not vectors_ok or isinstance(vectors, Exception):
         return Health(
             status="unavailable",
             run_id=run.run_id,
-            stores=stores,  # type: ignore[arg-type]
+            stores=stores,
             detail="The vector store (Milvus) is unreachable.",
         )
     try:
@@ -53,7 +60,7 @@ def check(meta: MetadataReader | Exception, vectors: VectorReader | Exception) -
         return Health(
             status="unavailable",
             run_id=run.run_id,
-            stores=stores,  # type: ignore[arg-type]
+            stores=stores,
             detail=f"The live run's data cannot be read ({type(exc).__name__}): reload or roll back the run.",
         )
     if counts["vectors"] == 0 or counts["movies"] == 0:
@@ -61,9 +68,9 @@ def check(meta: MetadataReader | Exception, vectors: VectorReader | Exception) -
             status="unavailable",
             run_id=run.run_id,
             counts=counts,
-            stores=stores,  # type: ignore[arg-type]
+            stores=stores,
             detail="The live run has no movies or vectors in the stores: reload it.",
         )
     metrics = getattr(run, "metrics", None) or {}
     recipe = Recipe.from_dict(metrics.get("recipe") if isinstance(metrics, dict) else None)
-    return Health(status="ok", run_id=run.run_id, counts=counts, stores=stores, recipe=recipe.to_dict())  # type: ignore[arg-type]
+    return Health(status="ok", run_id=run.run_id, counts=counts, stores=stores, recipe=recipe.to_dict())

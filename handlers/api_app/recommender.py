@@ -11,13 +11,13 @@ so the API serves what the run's metrics describe.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from handlers.api_app.errors import NotFound, UnknownMovies
-from handlers.api_app.stores import MetadataReader, VectorReader
+from handlers.api_app.stores import MetadataReader, MovieRecord, VectorReader
 from shared import schemas
 from shared.interests import because, plan, serve
 from shared.recipe import SCORE_DECIMALS, Recipe, rank
@@ -50,17 +50,14 @@ def dedupe(ids: Iterable[int]) -> list[int]:
     return list(dict.fromkeys(int(i) for i in ids))
 
 
-def to_movie(record: object) -> schemas.Movie:
+def to_movie(record: MovieRecord) -> schemas.Movie:
     return schemas.Movie(
-        movie_id=int(record.movie_id),  # type: ignore[attr-defined]
-        title=str(record.title),  # type: ignore[attr-defined]
-        year=record.year,  # type: ignore[attr-defined]
-        genres=list(record.genres),  # type: ignore[attr-defined]
+        movie_id=int(record.movie_id), title=str(record.title), year=record.year, genres=list(record.genres)
     )
 
 
 class MovieSource(Protocol):
-    def get_movies(self, run_id: str, movie_ids: Sequence[int]) -> dict[int, Any]: ...
+    def get_movies(self, run_id: str, movie_ids: Sequence[int]) -> Mapping[int, MovieRecord]: ...
 
 
 class RunSource(Protocol):
