@@ -87,6 +87,12 @@ class Recipe:
             diversity=float(values.get("diversity", 0.0)),
         )
 
+    @classmethod
+    def of_run(cls, record: object) -> Recipe:
+        """The recipe stored with a run record (the loader keeps it in the record's metrics)."""
+        metrics = getattr(record, "metrics", None)
+        return cls.from_dict(metrics.get("recipe") if isinstance(metrics, dict) else None)
+
     def select(self, movie_ids: Iterable[int]) -> list[int]:
         """The movies (oldest first, each once at its latest position) the query is built from."""
         latest_first = list(dict.fromkeys(int(m) for m in reversed(list(movie_ids))))

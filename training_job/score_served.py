@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 import urllib.error
@@ -63,22 +62,11 @@ def read_heldout(text: str) -> Heldout:
 
 
 def metrics(ranked: dict[int, list[int]], held: Heldout, catalogue: int, k: int) -> dict[str, Any]:
-    """HR@k / NDCG@k over users with an answer, coverage of the catalogue."""
-    hits, ndcg, shown = 0, 0.0, set()
-    for user, ids in ranked.items():
-        top = ids[:k]
-        shown.update(top)
-        ranks = [top.index(m) for m in held.targets[user] if m in top]
-        if ranks:
-            hits += 1
-            ndcg += 1.0 / math.log2(min(ranks) + 2)
-    n = len(ranked)
-    return {
-        f"hr@{k}": hits / n if n else 0.0,
-        f"ndcg@{k}": ndcg / n if n else 0.0,
-        "coverage": len(shown) / catalogue if catalogue else 0.0,
-        "users": n,
-    }
+    """HR@k / NDCG@k over users with an answer, coverage of the catalogue (served_eval's definitions)."""
+    from training_job.served_eval import ranking_metrics
+
+    users = list(ranked)
+    return ranking_metrics([ranked[u] for u in users], [held.targets[u] for u in users], catalogue, k)
 
 
 Fetch = Callable[[str], tuple[int, Any]]  # path -> (status, json body)

@@ -10,7 +10,7 @@ The per-user loop costs ~0.1 ms per user (one (N, D) x (D,) product).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -91,19 +91,27 @@ def recommend(
     return [pick.movie_id for pick in picks]
 
 
-def ranking_metrics(ranked: Iterable[Sequence[int]], targets: Sequence[int], catalogue: int, k: int = 10) -> dict[str, float]:
-    """HR@k, NDCG@k, coverage (share of the catalogue in at least one top k) and the number of users."""
+def ranking_metrics(
+    ranked: Iterable[Sequence[int]], targets: Sequence[int | Collection[int]], catalogue: int, k: int = 10
+) -> dict[str, float]:
+    """HR@k, NDCG@k, coverage (share of the catalogue in at least one top k) and the number of users.
+
+    A target is one held-out movie or several (a hit when any is in the top k, ranked by the first found).
+    """
     hits, ndcg, shown, n = 0, 0.0, set(), 0
     for ids, target in zip(ranked, targets, strict=True):
         top = list(ids)[:k]
         shown.update(top)
         n += 1
-        if target in top:
+        wanted = {target} if isinstance(target, int) else set(target)
+        ranks = [r for r, m in enumerate(top) if m in wanted]
+        if ranks:
             hits += 1
-            ndcg += 1.0 / math.log2(top.index(target) + 2)
+            ndcg += 1.0 / math.log2(ranks[0] + 2)
     if n == 0:
         return {f"hr@{k}": 0.0, f"ndcg@{k}": 0.0, "coverage": 0.0, "users": 0}
-    return {f"hr@{k}": hits / n, f"ndcg@{k}": ndcg / n, "coverage": len(shown) / max(catalogue, 1), "users": n}
+    coverage = len(shown) / catalogue if catalogue else 0.0
+    return {f"hr@{k}": hits / n, f"ndcg@{k}": ndcg / n, "coverage": coverage, "users": n}
 
 
 def served_metrics(index: ExactIndex, recipe: Recipe, t: Targets, k: int = 10) -> tuple[dict[str, float], list[list[int]]]:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from shared import artifacts
+from training_job.served_eval import histories
 
 if TYPE_CHECKING:  # pragma: no cover - types only; the writer itself needs no torch
     from training_job.config import TrainConfig
@@ -59,14 +60,8 @@ def learning_curve_png(curve: list[dict[str, float]]) -> bytes:
 
 def user_histories(gd: GraphData) -> tuple[list[int], list[list[int]]]:
     """Every user's rated movie_ids, oldest first (gd.all is sorted by user, then time)."""
-    user, item = gd.all.user, gd.all.item
-    if len(user) == 0:
-        return [], []
-    bounds = np.flatnonzero(np.r_[True, user[1:] != user[:-1], True])
-    movie_ids = gd.movie_ids[item]
-    users = [int(gd.user_ids[user[s]]) for s in bounds[:-1]]
-    hists = [movie_ids[s:e].tolist() for s, e in zip(bounds[:-1], bounds[1:], strict=True)]
-    return users, hists
+    hist = histories(gd.all, gd.user_ids, gd.movie_ids)
+    return list(hist), list(hist.values())
 
 
 def write_run(cfg: TrainConfig, data: MovieLensData, gd: GraphData, fr: FitResult, metrics: dict[str, Any]) -> str:

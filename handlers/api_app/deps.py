@@ -220,8 +220,7 @@ _live: _CachedRun | None = None
 
 
 def recipe_of(record: RunInfo | None) -> Recipe:
-    metrics = getattr(record, "metrics", None) or {}
-    return Recipe.from_dict(metrics.get("recipe") if isinstance(metrics, dict) else None)
+    return Recipe.of_run(record)
 
 
 _refresh_lock = threading.Lock()

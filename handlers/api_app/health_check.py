@@ -71,6 +71,5 @@ def check(meta: MetadataReader | Exception, vectors: VectorReader | Exception) -
             stores=stores,
             detail="The live run has no movies or vectors in the stores: reload it.",
         )
-    metrics = getattr(run, "metrics", None) or {}
-    recipe = Recipe.from_dict(metrics.get("recipe") if isinstance(metrics, dict) else None)
+    recipe = Recipe.of_run(run)
     return Health(status="ok", run_id=run.run_id, counts=counts, stores=stores, recipe=recipe.to_dict())
