@@ -242,8 +242,23 @@ async def _load(base: str, movie_ids: list[int], total: int, seconds: float, con
     }  # fmt: skip
 
 
-def over_http(movie_ids: list[int], total: int, seconds: float, concurrency: int) -> dict[str, float]:
+def wait_healthy(base: str, proc: subprocess.Popen[bytes], seconds: float = 60.0) -> None:
+    """Poll GET /health until 200; fail if the server process exits or `seconds` pass."""
     import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(base + "/health", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError("uvicorn did not become healthy")
+        time.sleep(0.2)
+
+
+def over_http(movie_ids: list[int], total: int, seconds: float, concurrency: int) -> dict[str, float]:
 
     from tests.helpers.live import free_port
 
@@ -255,16 +270,7 @@ def over_http(movie_ids: list[int], total: int, seconds: float, concurrency: int
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("uvicorn did not become healthy")
-            time.sleep(0.2)
+        wait_healthy(base, proc)
         asyncio.run(_load(base, movie_ids, 200, 10, concurrency))  # warm-up
         return asyncio.run(_load(base, movie_ids, total, seconds, concurrency))
     finally:

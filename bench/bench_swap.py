@@ -126,7 +126,7 @@ async def _load(base: str, n_movies: int, n_users: int, concurrency: int, stop: 
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    import httpx
+    from bench_api import wait_healthy  # bench/ is on sys.path: the script's own folder
 
     from tests.conftest import free_port
     from tests.helpers.factories import make_run
@@ -162,16 +162,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or api.poll() is not None:
-                raise RuntimeError("uvicorn did not become healthy")
-            time.sleep(0.2)
+        wait_healthy(base, api)
 
         results: list[tuple[float, float, int, str | None, str]] = []
         switches: list[dict[str, Any]] = []

@@ -15,10 +15,8 @@ from typing import Any
 import pytest
 
 from shared.recipe import Recipe
-from shared.settings import clear_settings_cache, get_settings
 from tests.browser.test_web_page import page  # noqa: F401  (the Chromium page over the live run)
-from tests.helpers.factories import make_run
-from tests.helpers.live import LiveRun, load_live
+from tests.helpers.live import LiveRun, live_in_stores
 
 pytestmark = pytest.mark.browser
 
@@ -27,16 +25,8 @@ RECIPE = Recipe(last_k=50, decay=0.9, interests=3, threshold=0.5, diversity=0.2)
 
 @pytest.fixture(scope="module")
 def _module_live(_module_stores: dict[str, str]) -> Iterator[LiveRun]:
-    mp = pytest.MonkeyPatch()
-    for key, value in _module_stores.items():
-        mp.setenv(key, value)
-    clear_settings_cache()
-    try:
-        run = make_run(_module_stores["ARTIFACT_URI"], n_movies=200, n_users=20, dim=16, seed=3, recipe=RECIPE.to_dict())
-        yield load_live(get_settings(), run)
-    finally:
-        mp.undo()
-        clear_settings_cache()
+    with live_in_stores(_module_stores, n_movies=200, n_users=20, dim=16, seed=3, recipe=RECIPE.to_dict()) as live:
+        yield live
 
 
 def _like_first_of(tab: Any, genre: str) -> int:

@@ -20,7 +20,7 @@ from typing import Any
 from shared.artifacts import MOVIES, USER_HISTORY, RunReader
 from shared.lambda_context import LocalLambdaContext
 from shared.settings import Settings
-from tests.helpers.factories import FakeRun
+from tests.helpers.factories import FakeRun, make_run
 
 MYSQL_ENV = ("MYSQL_HOST", "MYSQL_PORT", "MYSQL_USER", "MYSQL_PASSWORD")
 
@@ -170,3 +170,22 @@ def uvicorn_in_thread(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def live_in_stores(stores: dict[str, str], **run_kwargs: Any) -> Iterator[LiveRun]:
+    """A make_run(**run_kwargs) run put live in `stores` (env vars MYSQL_DATABASE, MILVUS_URI, ARTIFACT_URI),
+    with the environment pointing at them while the context lasts (module-scoped fixtures use this)."""
+    import pytest
+
+    from shared.settings import clear_settings_cache, get_settings
+
+    mp = pytest.MonkeyPatch()
+    for key, value in stores.items():
+        mp.setenv(key, value)
+    clear_settings_cache()
+    try:
+        yield load_live(get_settings(), make_run(stores["ARTIFACT_URI"], **run_kwargs))
+    finally:
+        mp.undo()
+        clear_settings_cache()

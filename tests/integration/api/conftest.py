@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from handlers.api_app import deps
-from shared.settings import clear_settings_cache, get_settings
+from shared.settings import clear_settings_cache
 from tests.conftest import (
     MILVUS_BACKENDS,
     MYSQL_HOST,
@@ -24,8 +24,7 @@ from tests.conftest import (
     MYSQL_USER,
     milvus_backend_uri,
 )
-from tests.helpers.factories import make_run
-from tests.helpers.live import LiveRun, load_live
+from tests.helpers.live import LiveRun, live_in_stores
 
 
 @pytest.fixture(scope="module", params=MILVUS_BACKENDS)
@@ -85,16 +84,8 @@ def _module_stores(
 
 @pytest.fixture(scope="module")
 def _module_live(_module_stores: dict[str, str]) -> Iterator[LiveRun]:
-    mp = pytest.MonkeyPatch()
-    for key, value in _module_stores.items():
-        mp.setenv(key, value)
-    clear_settings_cache()
-    try:
-        run = make_run(_module_stores["ARTIFACT_URI"], n_movies=200, n_users=50, dim=16, seed=7)
-        yield load_live(get_settings(), run)
-    finally:
-        mp.undo()
-        clear_settings_cache()
+    with live_in_stores(_module_stores, n_movies=200, n_users=50, dim=16, seed=7) as live:
+        yield live
 
 
 @pytest.fixture

@@ -16,9 +16,8 @@ from mangum import Mangum
 
 from handlers.api_app import create_app, deps
 from shared.recipe import ExactIndex, Recipe
-from shared.settings import clear_settings_cache, get_settings
-from tests.helpers.factories import make_run
-from tests.helpers.live import LiveRun, http_api_event, invoke, load_live
+from shared.settings import clear_settings_cache
+from tests.helpers.live import LiveRun, http_api_event, invoke, live_in_stores
 from training_job.served_eval import recommend
 
 RECIPE = Recipe(last_k=50, decay=0.9, interests=3, threshold=0.5, diversity=0.0)
@@ -28,16 +27,8 @@ N_MOVIES = 600  # room for 500 distinct likes
 @pytest.fixture(scope="module")
 def _module_live(_module_stores: dict[str, str]) -> Iterator[LiveRun]:
     """This module's run: like the API tests' one, with a multi-interest recipe stored with it."""
-    mp = pytest.MonkeyPatch()
-    for key, value in _module_stores.items():
-        mp.setenv(key, value)
-    clear_settings_cache()
-    try:
-        run = make_run(_module_stores["ARTIFACT_URI"], n_movies=N_MOVIES, n_users=40, dim=16, seed=11, recipe=RECIPE.to_dict())
-        yield load_live(get_settings(), run)
-    finally:
-        mp.undo()
-        clear_settings_cache()
+    with live_in_stores(_module_stores, n_movies=N_MOVIES, n_users=40, dim=16, seed=11, recipe=RECIPE.to_dict()) as live:
+        yield live
 
 
 PATHS = {"local-index": "50000", "milvus-search": "0"}
