@@ -29,7 +29,9 @@ from shared.metadata_schema import (  # noqa: F401 - SCHEMA_VERSION, Movie, RunR
     movie_from_row,
     run_from_row,
 )
+from shared.movie_details_store import MovieDetailsMixin
 from shared.mysql_connection import MySQLConnection
+from shared.people_store import PeopleMixin
 from shared.run_status import GO_LIVE_FROM, RUN_STATUSES, RunStatus
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -47,8 +49,9 @@ def _escape_like(q: str) -> str:
     return q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-class MetadataStore(MySQLConnection):
-    """Runs, movies and user histories in MySQL (see module docstring)."""
+class MetadataStore(PeopleMixin, MovieDetailsMixin, MySQLConnection):
+    """Runs, movies and user histories in MySQL (see module docstring); people and their events from
+    PeopleMixin (shared/people_store.py), so one connection pool serves both."""
 
     @classmethod
     def from_settings(cls, settings: Settings, *, statement_timeout: float | None = None) -> MetadataStore:

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.artifacts import LIVE_ALIAS
@@ -158,6 +158,37 @@ class Settings(BaseSettings):
         "larger ones (or 0) are searched in Milvus.",
     )
 
+    # --- people: sign-in and events (issue 13) ---------------------------------------------------
+    auth_mode: Literal["cognito", "dev"] = Field(
+        default="cognito",
+        description="How a person is identified. `cognito`: API Gateway's JWT authorizer checked a Cognito token "
+        "and the API reads its claims (the deployed stack). `dev`: development sign-in by name at POST "
+        "/auth/dev/sign-in, for local use and tests; refused inside AWS Lambda.",
+    )
+    dev_auth_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC key of development sign-in tokens; unset = a random key per process (tokens end "
+        "with the process).",
+    )
+    cognito_hosted_ui_url: str = Field(
+        default="", description="Cognito hosted UI base URL the web page signs in with (set by the template)."
+    )
+    cognito_client_id: str = Field(default="", description="Cognito app client id of the web page (set by the template).")
+    events_per_minute: int = Field(
+        default=300, gt=0, description="Events one person may send per minute (POST /events answers 429 above)."
+    )
+    events_realtime_max: int = Field(
+        default=500,
+        gt=0,
+        description="A person's latest events folded into their recommendations at request time (older ones "
+        "reach the model through the export and the next training run).",
+    )
+    aws_lambda_function_name: str | None = Field(
+        default=None,
+        validation_alias="AWS_LAMBDA_FUNCTION_NAME",
+        description="Set by Lambda itself; used only to refuse AUTH_MODE=dev inside Lambda.",
+    )
+
     # --- retraining -------------------------------------------------------------------------
     training_job_queue: str = Field(
         default="graphrec-gpu",
@@ -185,6 +216,30 @@ class Settings(BaseSettings):
         description="How long a retrain request/event is remembered: a retry inside this window returns the "
         "first job instead of submitting again.",
     )
+    events_export_uri: str = Field(
+        default="",
+        description="Where the events export writes its snapshot of every interaction event (CSV, overwritten "
+        "whole; local file or s3:// object; unset = `events/events.csv` beside ARTIFACT_URI). When set, retrain "
+        "jobs are given it as `--events-uri`, so training merges the events with the base ratings "
+        "(docs/events.md).",
+    )
+
+    # --- movie details (issue 13; `python -m training_job enrich`, docs/movie-details.md) -----------
+    omdb_api_key: SecretStr | None = Field(
+        default=None,
+        description="OMDb API key for `python -m training_job enrich`; unset = no lookups (details already cached are "
+        "still stored, every other movie shows the placeholder). Never logged.",
+    )
+    omdb_base_url: str = Field(
+        default="https://www.omdbapi.com/",
+        description="Base URL of the OMDb API (`?apikey=…&t=TITLE&y=YEAR` is appended); tests point it at a local "
+        "imitation.",
+    )
+    details_cache_uri: str = Field(
+        default=str(LOCAL_DIR / "movie-details"),
+        description="Folder or s3:// prefix where `enrich` caches looked-up movie details as JSON lines, so a rerun only "
+        "asks for movies not yet cached.",
+    )
 
     # --- logging and AWS --------------------------------------------------------------------
     log_level: str = Field(default="INFO", description="Level of the JSON logs (DEBUG, INFO, WARNING, ERROR).")
@@ -199,6 +254,15 @@ class Settings(BaseSettings):
     aws_endpoint_url_s3: str | None = Field(
         default=None, description="Endpoint for S3 only (run folders, training data); overrides AWS_ENDPOINT_URL."
     )
+
+    @model_validator(mode="after")
+    def _no_dev_sign_in_in_lambda(self) -> Settings:
+        if self.auth_mode == "dev" and self.aws_lambda_function_name:
+            raise ValueError(
+                "AUTH_MODE=dev (development sign-in) cannot be enabled inside AWS Lambda "
+                f"(function {self.aws_lambda_function_name}); deployed stacks sign in with Cognito."
+            )
+        return self
 
     @property
     def cors_origin_list(self) -> list[str]:

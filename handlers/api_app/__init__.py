@@ -43,8 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         JsonCORSMiddleware,
         allow_origins=settings.cors_origin_list,
-        allow_methods=["GET", "POST"],
-        allow_headers=["content-type"],
+        allow_methods=["GET", "POST", "DELETE"],
+        allow_headers=["content-type", "authorization"],
         expose_headers=["x-request-id"],
         max_age=600,
     )

@@ -27,6 +27,7 @@ from fastapi import Depends
 
 from handlers.api_app.errors import NoLiveRun
 from handlers.api_app.local_index import CACHE as LOCAL_INDEX
+from handlers.api_app.people import PeopleStore
 from handlers.api_app.recommender import Recommender
 from handlers.api_app.stores import MetadataReader, RunInfo, VectorReader
 from shared.errors import StoreUnavailable
@@ -200,7 +201,13 @@ async def stores_or_errors_dep(
     return _metadata_store(settings), _vector_store(settings)
 
 
+async def people_dep(settings: SettingsDep) -> PeopleStore:
+    """Profiles and events live in MySQL beside the run tables: the same connection pool serves them."""
+    return cast(PeopleStore, _metadata_store(settings))
+
+
 MetadataDep = Annotated[MetadataReader, Depends(metadata_dep)]
+PeopleDep = Annotated[PeopleStore, Depends(people_dep)]
 VectorsDep = Annotated[VectorReader, Depends(vectors_dep)]
 StoresOrErrorsDep = Annotated[
     tuple[MetadataReader | Exception, VectorReader | Exception], Depends(stores_or_errors_dep)

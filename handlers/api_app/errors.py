@@ -66,6 +66,8 @@ def error_response(status_code: int, detail: str, **extra: Any) -> JSONResponse:
     body: dict[str, Any] = {"detail": detail, "request_id": current_request_id()}
     body.update({k: v for k, v in extra.items() if v is not None})
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if status_code == 503 else None
+    if status_code == 429 and extra.get("retry_after_seconds"):
+        headers = {"Retry-After": str(extra["retry_after_seconds"])}
     return JSONResponse(body, status_code=status_code, headers=headers)
 
 

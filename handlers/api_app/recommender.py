@@ -19,6 +19,7 @@ import numpy as np
 from handlers.api_app.errors import NotFound, UnknownMovies
 from handlers.api_app.stores import MetadataReader, MovieRecord, VectorReader
 from shared import schemas
+from shared.event_fold import Event, fold_history
 from shared.interests import because, plan, serve
 from shared.recipe import SCORE_DECIMALS, Recipe, rank
 
@@ -136,17 +137,29 @@ class Recommender:
         ]
         return schemas.Recommendations(run_id=self.run_id, items=items)
 
-    def for_user(self, user_id: int, k: int, diversity: float | None = None) -> schemas.Recommendations:
-        """The user's stored history (oldest first) through the run's recipe; rated movies excluded."""
-        history = self.meta.user_history(self.run_id, user_id)
-        if not history:
+    def for_user(
+        self,
+        user_id: int,
+        k: int,
+        diversity: float | None = None,
+        events: Sequence[Event] = (),
+        *,
+        known: bool = False,
+    ) -> schemas.Recommendations:
+        """The user's stored history (oldest first) and then their newer events (shared/event_fold.py: an
+        unlike removes the movie) through the run's recipe; every movie they touched is excluded.
+
+        `known`: the person exists even with no history (signed in): an empty answer, not a 404."""
+        stored = self.meta.user_history(self.run_id, user_id) or []
+        if not stored and not events and not known:
             raise NotFound(f"user {user_id} has no history in the live model (run {self.run_id}).")
-        selected = self.recipe.select(history)
-        found = self.vectors.get_vectors(self.run_id, selected)
+        folded = fold_history(stored, events)
+        selected = self.recipe.select(folded.history)
+        found = self.vectors.get_vectors(self.run_id, selected) if selected else {}
         usable = [m for m in selected if m in found]
         if not usable:
             return schemas.Recommendations(run_id=self.run_id, items=[])
-        return self._for_movies(usable, found, k, dedupe(history), None, diversity)
+        return self._for_movies(usable, found, k, sorted(folded.seen), None, diversity)
 
     def _for_movies(
         self,

@@ -56,8 +56,8 @@ def test_http_api_cors_is_a_full_cors_configuration(stack: dict[str, Any]) -> No
     # the whole block, not an intrinsic standing in for it
     assert set(cors) >= {"allowOrigins", "allowMethods", "allowHeaders", "maxAge"}, cors
     assert cors["allowOrigins"] == ORIGINS  # SAM substitutes the parameter's value: a list of origins
-    assert {m.upper() for m in cors["allowMethods"]} == {"GET", "POST"}
-    assert {"content-type", "idempotency-key"} <= {h.lower() for h in cors["allowHeaders"]}
+    assert {m.upper() for m in cors["allowMethods"]} == {"GET", "POST", "DELETE"}
+    assert {"content-type", "idempotency-key", "authorization"} <= {h.lower() for h in cors["allowHeaders"]}
     assert cors["maxAge"] == 600
     assert stack["Parameters"]["CorsOrigins"]["Type"] == "CommaDelimitedList"
     # the app gets the same origins as a comma-separated string
@@ -126,7 +126,7 @@ def test_stuck_runnable_training_jobs_are_cancelled(stack: dict[str, Any]) -> No
 def test_failed_async_invocations_go_to_an_alarmed_queue(stack: dict[str, Any]) -> None:
     configs = _of_type(stack, "AWS::Lambda::EventInvokeConfig")
     by_function = {c["Properties"]["FunctionName"]["Ref"]: c["Properties"] for c in configs.values()}
-    assert set(by_function) == {"LoaderFunction", "RetrainFunction"}
+    assert set(by_function) == {"LoaderFunction", "RetrainFunction", "EventsExportFunction"}
     (queue_id,) = _of_type(stack, "AWS::SQS::Queue")
     for fn, props in by_function.items():
         assert props["MaximumRetryAttempts"] == 2
@@ -158,3 +158,35 @@ def test_milvus_collections_fit_a_zilliz_free_cluster_by_default(stack: dict[str
     assert keep + 2 < 5  # one spare: a partial collection kept for a retry after a transient failure
     env = stack["Resources"]["LoaderFunction"]["Properties"]["Environment"]["Variables"]
     assert env["KEEP_RUNS"] == {"Ref": "KeepRuns"}
+
+
+PERSON_ROUTES = {
+    "get /users/me",
+    "delete /users/me",
+    "post /events",
+    "get /users/me/events",
+    "get /users/me/recommendations",
+}
+
+
+def test_person_routes_need_a_cognito_token_checked_by_api_gateway(stack: dict[str, Any]) -> None:
+    """Issue 13: API Gateway's JWT authorizer (the Cognito pool's issuer, the web client as audience) guards
+    every route that reads or writes a person's data, and the function is told to trust only its claims."""
+    (api,) = _of_type(stack, "AWS::ApiGatewayV2::Api").values()
+    body = api["Properties"]["Body"]
+    schemes = body["components"]["securitySchemes"]
+    jwt = schemes["CognitoJwt"]["x-amazon-apigateway-authorizer"]
+    assert jwt["type"] == "jwt" and jwt["identitySource"] == "$request.header.Authorization"
+    assert jwt["jwtConfiguration"]["audience"] == [{"Ref": "UserPoolWebClient"}]
+    assert "UserPool" in str(jwt["jwtConfiguration"]["issuer"])
+    guarded = {
+        f"{method} {path}"
+        for path, ops in body["paths"].items()
+        for method, op in ops.items()
+        if any("CognitoJwt" in sec for sec in op.get("security", []))
+    }
+    assert guarded == PERSON_ROUTES
+    (client,) = _of_type(stack, "AWS::Cognito::UserPoolClient").values()
+    assert client["Properties"]["GenerateSecret"] is False
+    env = stack["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert next(v for k, v in env.items() if k.endswith("AUTH_MODE")) == "cognito"

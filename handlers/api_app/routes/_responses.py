@@ -11,3 +11,9 @@ UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: {**_E, "description": "No live model yet, or a store is unreachable (retry later)"}
 }
 STANDARD = {**INVALID, **UNAVAILABLE}
+PEOPLE: dict[int | str, dict[str, Any]] = {
+    401: {**_E, "description": "Not signed in, or the sign-in token is invalid or expired"},
+    403: {**_E, "description": "Another person's data"},
+    409: {**_E, "description": "The user id is already claimed"},
+    429: {**_E, "description": "Too many events this minute (see Retry-After)"},
+}
