@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -47,6 +47,46 @@ MIGRATIONS: dict[int, list[str]] = {
             id TINYINT NOT NULL PRIMARY KEY
         ) ENGINE=InnoDB""",
         "INSERT IGNORE INTO live_lock (id) VALUES (1)",
+    ],
+    # Issue 13: people who sign in, their interaction events, a per-user write budget, movie details.
+    # Not keyed by run: a person's likes outlive every run. New people get ids from 1e9 up, far above
+    # MovieLens ids (a local demo may claim a MovieLens id explicitly: shared/people_store.py).
+    2: [
+        """CREATE TABLE IF NOT EXISTS profiles (
+            user_id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            subject VARCHAR(255) CHARACTER SET ascii NOT NULL,
+            display_name VARCHAR(255) NULL,
+            created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+            UNIQUE KEY uq_profiles_subject (subject)
+        ) ENGINE=InnoDB AUTO_INCREMENT=1000000000 DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
+        """CREATE TABLE IF NOT EXISTS events (
+            seq BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            user_id BIGINT NOT NULL,
+            movie_id BIGINT NOT NULL,
+            type VARCHAR(8) CHARACTER SET ascii NOT NULL,
+            rating DECIMAL(2,1) NULL,
+            client_ts DATETIME(3) NULL,
+            received_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+            idempotency_key VARCHAR(64) CHARACTER SET ascii NOT NULL,
+            UNIQUE KEY uq_events_key (user_id, idempotency_key),
+            KEY idx_events_user (user_id, seq)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
+        """CREATE TABLE IF NOT EXISTS write_budget (
+            user_id BIGINT NOT NULL,
+            window_start BIGINT NOT NULL,
+            used INT NOT NULL,
+            PRIMARY KEY (user_id, window_start)
+        ) ENGINE=InnoDB""",
+        """CREATE TABLE IF NOT EXISTS movie_details (
+            movie_id BIGINT NOT NULL PRIMARY KEY,
+            plot TEXT NULL,
+            director VARCHAR(512) NULL,
+            cast_members TEXT NULL,
+            runtime_minutes SMALLINT NULL,
+            poster_url VARCHAR(2048) NULL,
+            source VARCHAR(64) NULL,
+            fetched_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
     ],
 }
 
