@@ -86,7 +86,7 @@ def test_like_three_movies_and_get_recommendations(page: Any, live: LiveRun) -> 
     page.screenshot(path=str(SCREENSHOT), full_page=True)
 
     # unliking one updates the list again (and it may now contain the unliked movie's neighbours)
-    page.click(f'#liked li[data-movie-id="{liked[0]}"] button')
+    page.click(f'#liked li[data-movie-id="{liked[0]}"] button.unlike')
     expect(page.locator("#liked-count")).to_have_text("2")
     expect(page.locator("#recs-status")).to_have_text(re.compile("Based on 2 liked"))
     assert not set(_ids(page, "#recs li")) & set(liked[1:])
