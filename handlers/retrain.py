@@ -1,6 +1,8 @@
 """Retrain trigger Lambda: submits the training container as an AWS Batch GPU job, exactly once per request.
 
-Triggers (one handler, told apart by the event's shape):
+Triggers (one `handler`, told apart by the event's shape; Powertools does the parsing: the HTTP routes are an
+``APIGatewayHttpResolver`` app with exception handlers, the other events typed ``event_source`` classes;
+handlers/retrain_request.py reads an HTTP request):
 - ``POST /retrain`` (HTTP API v2, IAM-authorised): JSON body with optional ``data_uri``, ``output_uri``,
   ``epochs``, ``max_minutes``; idempotency key = the ``Idempotency-Key`` header, else a hash of the body.
   Returns 202 ``{"job_id", "job_name", ...}``.
@@ -19,8 +21,6 @@ Every setting, IDEMPOTENCY_TABLE, RETRAIN_IDEMPOTENCY_SECONDS and TRAINING_MAX_M
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import re
@@ -29,9 +29,19 @@ import urllib.parse
 from functools import lru_cache
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, S3Event, event_source
 
-from shared import objectstore
+from handlers.retrain_request import (  # noqa: F401 - allowed_prefixes, RetrainRequest: this module's API too
+    BadRequest,
+    RetrainRequest,
+    allowed_prefixes,
+    check_prefixes,
+    idempotency_key,
+    parse_body,
+)
 from shared.log import get_logger
 from shared.settings import get_settings
 
@@ -42,39 +52,6 @@ EXTRA_ENV_VARS: tuple[str, ...] = ()
 
 JOB_NAME_PREFIX = "graphrec-train"
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_-]{0,127}$")
-IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces
-
-
-class RetrainRequest(BaseModel):
-    """Body of POST /retrain. Every field is optional; defaults come from settings."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    data_uri: str | None = Field(
-        default=None, max_length=1024, description="s3:// ratings folder or ml-1m.zip"
-    )
-    output_uri: str | None = Field(
-        default=None, max_length=1024, description="s3:// prefix the run is written under"
-    )
-    epochs: int | None = Field(default=None, ge=1, le=1000)
-    max_minutes: float | int | None = Field(default=None, gt=0, le=24 * 60)
-
-    @field_validator("data_uri", "output_uri")
-    @classmethod
-    def _s3_only(cls, value: str | None) -> str | None:
-        # The job runs in AWS: a local path would silently train on nothing.
-        if value is not None and (not value.startswith("s3://") or len(value) <= len("s3://")):
-            raise ValueError("must be an s3:// URI")
-        return value
-
-
-class BadRequest(ValueError):
-    """Client error: mapped to a 4xx response that says what is wrong."""
-
-    def __init__(self, status: int, message: str, detail: Any = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.detail = detail
 
 
 # ------------------------------------------------------------------------------------------ clients
@@ -264,112 +241,84 @@ def _same_queue(a: str, b: str) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ Lambda
-def _response(status: int, body: Any) -> dict[str, Any]:
-    return {
-        "statusCode": status,
-        "headers": {"content-type": "application/json", "cache-control": "no-store"},
-        "body": json.dumps(body, default=str),
-    }
+# The HTTP API routes (payload 2.0) on one Powertools resolver; bodies are serialised as json.dumps(default=str).
+app = APIGatewayHttpResolver(serializer=lambda body: json.dumps(body, default=str))
+NO_STORE = {"cache-control": "no-store"}
 
 
-def _parse_body(event: dict[str, Any]) -> RetrainRequest:
-    raw = event.get("body") or ""
-    if event.get("isBase64Encoded") and raw:
-        try:
-            raw = base64.b64decode(raw, validate=True).decode("utf-8")  # no silently skipped characters
-        except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-            raise BadRequest(400, "body is not valid base64 UTF-8") from exc
-    if not raw.strip():
-        return RetrainRequest()
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise BadRequest(400, f"body is not valid JSON: {exc.msg}") from exc
-    if not isinstance(data, dict):
-        raise BadRequest(422, "body must be a JSON object")
-    try:
-        return RetrainRequest.model_validate(data)
-    except ValidationError as exc:
-        detail = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
-        raise BadRequest(422, "invalid retrain request", detail) from exc
+def _response(status: int, body: Any) -> Response[Any]:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=NO_STORE)
 
 
-def allowed_prefixes() -> dict[str, str]:
-    """Where an HTTP caller may point the job: ratings under the configured data folder's parent
-    (DATA_URI s3://b/data/ml-1m -> s3://b/data), runs under the configured ARTIFACT_URI. Anything else
-    would let a caller read or overwrite any bucket the job's role can reach."""
-    s = get_settings()
-    return {"data_uri": objectstore.parent(s.data_uri), "output_uri": s.artifact_uri.rstrip("/")}
-
-
-def _check_prefixes(req: RetrainRequest) -> None:
-    prefixes = allowed_prefixes()
-    errors = []
-    for name, prefix in prefixes.items():
-        value = getattr(req, name)
-        if value is None:
-            continue
-        path = value[len("s3://") :]
-        segments = path.rstrip("/").split("/")
-        inside = value.rstrip("/") == prefix or value.startswith(prefix + "/")
-        if not inside or any(seg in ("", ".", "..") for seg in segments):
-            errors.append({"loc": [name], "msg": f"must be an s3:// URI under {prefix}/ (no '.', '..' or '//')"})
-    if errors:
-        raise BadRequest(422, "; ".join(f"{e['loc'][0]} {e['msg']}" for e in errors), errors)
-
-
-def _http_key(event: dict[str, Any], req: RetrainRequest) -> str:
-    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    key = headers.get("idempotency-key")
-    if key is not None:
-        if not IDEMPOTENCY_KEY_RE.match(key):
-            raise BadRequest(400, "Idempotency-Key must be 1-128 printable ASCII characters without spaces")
-        return f"http:{key}"
-    # No key: identical bodies inside the window are treated as one retried request.
-    return "body:" + hashlib.sha256(req.model_dump_json(exclude_none=True).encode()).hexdigest()
-
-
-def _iam_caller(event: dict[str, Any]) -> str:
-    """The IAM principal API Gateway verified. Why check here too: if the route were ever deployed without
-    the AWS_IAM authorizer, retraining would be open to the world; this refuses instead (fail closed)."""
-    iam = ((event.get("requestContext") or {}).get("authorizer") or {}).get("iam") or {}
-    caller = iam.get("userArn") or iam.get("callerId")
+def _require_iam(router: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """Every request, routed or not, must carry the IAM principal API Gateway verified. Why check here too:
+    if the routes were ever deployed without the AWS_IAM authorizer, retraining would be open to the world;
+    this refuses instead (fail closed)."""
+    event = router.current_event
+    iam = event.request_context.authorizer.iam
+    caller = iam.user_arn or iam.caller_id
     if not caller:
         raise BadRequest(403, "retraining requires an IAM-signed (SigV4) request")
-    return str(caller)
+    route = event.get("routeKey") or f"{event.http_method} {event.raw_path}"
+    logger.info("retrain http request", extra={"route": route, "caller": caller})
+    return next_middleware(router)
 
 
-def _handle_http(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    route = event.get("routeKey") or ""
-    method = event.get("requestContext", {}).get("http", {}).get("method", "")
-    path = event.get("rawPath", "")
-    try:
-        caller = _iam_caller(event)
-        logger.info("retrain http request", extra={"route": route or f"{method} {path}", "caller": caller})
-        if route == "POST /retrain" or (method == "POST" and path.rstrip("/").endswith("/retrain")):
-            req = _parse_body(event)
-            _check_prefixes(req)
-            return _response(202, submit(_http_key(event, req), "api", req, context))
-        if route == "GET /retrain/{job_id}" or (method == "GET" and "/retrain/" in path):
-            job_id = (event.get("pathParameters") or {}).get("job_id") or path.rstrip("/").rsplit("/", 1)[-1]
-            return _response(200, job_status(job_id))
-        return _response(404, {"detail": f"no route {method} {path}"})
-    except BadRequest as exc:
-        body: dict[str, Any] = {"detail": str(exc)}
-        if exc.detail is not None:
-            body["errors"] = exc.detail
-        return _response(exc.status, body)
-    except Exception as exc:  # Batch/DynamoDB unavailable or misconfigured: say so, never a bare 500
-        logger.exception("retrain request failed")
-        return _response(502, {"detail": f"could not reach AWS Batch: {type(exc).__name__}"})
+app.use(middlewares=[_require_iam])
 
 
-def _handle_s3(event: dict[str, Any], context: Any) -> dict[str, Any]:
+@app.post("/retrain")
+def post_retrain() -> Response[Any]:
+    event = app.current_event
+    req = parse_body(event)
+    check_prefixes(req)
+    return _response(202, submit(idempotency_key(event, req), "api", req, app.lambda_context))
+
+
+@app.get("/retrain/<job_id>")
+def get_retrain(job_id: str) -> Response[Any]:
+    # API Gateway's own match of {job_id} wins: it is what the IAM policy and route were checked against.
+    return _response(200, job_status(app.current_event.path_parameters.get("job_id") or job_id))
+
+
+@app.not_found
+def _no_route(_: NotFoundError) -> Response[Any]:
+    event = app.current_event
+    return _response(404, {"detail": f"no route {event.http_method} {event.raw_path}"})
+
+
+@app.exception_handler(BadRequest)
+def _client_error(exc: BadRequest) -> Response[Any]:
+    body: dict[str, Any] = {"detail": str(exc)}
+    if exc.detail is not None:
+        body["errors"] = exc.detail
+    return _response(exc.status, body)
+
+
+@app.exception_handler(Exception)
+def _aws_unavailable(exc: Exception) -> Response[Any]:
+    """Batch/DynamoDB unavailable or misconfigured: say so, never a bare 500."""
+    logger.exception("retrain request failed")
+    return _response(502, {"detail": f"could not reach AWS Batch: {type(exc).__name__}"})
+
+
+@event_source(data_class=EventBridgeEvent)
+def on_schedule(event: EventBridgeEvent, context: Any) -> dict[str, Any]:
+    """The EventBridge schedule: key = the event id (EventBridge redelivers the same id on retry)."""
+    event_id = str(event.get("id") or "")
+    if not event_id:
+        raise ValueError("scheduled event without an id: cannot submit idempotently")
+    return submit(f"schedule:{event_id}", "schedule", RetrainRequest(), context)
+
+
+@event_source(data_class=S3Event)
+def on_new_ratings(event: S3Event, context: Any) -> dict[str, Any]:
+    """New ratings landed under data/: train on that folder; key = bucket/key/etag."""
     results = []
-    for record in event.get("Records", []):
-        bucket = record["s3"]["bucket"]["name"]
-        key = urllib.parse.unquote_plus(record["s3"]["object"]["key"])  # S3 events URL-encode keys
-        etag = record["s3"]["object"].get("eTag") or record["s3"]["object"].get("sequencer", "")
+    for record in event.records:
+        bucket, obj = record.s3.bucket.name, record.s3.get_object
+        key = urllib.parse.unquote_plus(obj.key)  # S3 notifications URL-encode keys
+        etag = obj.etag or obj.get("sequencer", "")
         folder = key.rsplit("/", 1)[0] if "/" in key else ""
         req = RetrainRequest(data_uri=f"s3://{bucket}/{folder}" if folder else f"s3://{bucket}")
         results.append(submit(f"s3:{bucket}/{key}:{etag}", "s3", req, context))
@@ -377,14 +326,11 @@ def _handle_s3(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Lambda entry point for HTTP API, EventBridge schedule and S3 events."""
-    if "requestContext" in event and "http" in event.get("requestContext", {}):
-        return _handle_http(event, context)
+    """Lambda entry point: HTTP API routes (app), the EventBridge schedule, S3 "new ratings" events."""
+    if "http" in (event.get("requestContext") or {}):
+        return app.resolve(event, context)
     if event.get("source") == "aws.events" or event.get("detail-type") == "Scheduled Event":
-        event_id = str(event.get("id") or "")
-        if not event_id:
-            raise ValueError("scheduled event without an id: cannot submit idempotently")
-        return submit(f"schedule:{event_id}", "schedule", RetrainRequest(), context)
+        return on_schedule(event, context)
     if event.get("Records") and event["Records"][0].get("eventSource") == "aws:s3":
-        return _handle_s3(event, context)
+        return on_new_ratings(event, context)
     raise ValueError(f"unsupported event (keys: {sorted(event)[:10]})")

@@ -30,7 +30,7 @@ from __future__ import annotations
 from handlers.loader.bulk import bulk_staging_uri
 from handlers.loader.cli import build_parser, latest_manifest, main
 from handlers.loader.errors import LoadError, RunTooSmall
-from handlers.loader.events import manifest_uris_from_event, run_id_from_uri
+from handlers.loader.events import LoaderEvent, manifest_uris_from_event, run_id_from_uri
 from handlers.loader.ingest import vector_batches
 from handlers.loader.lambda_handler import handler
 from handlers.loader.lifecycle import PRUNED, prune_retired
@@ -55,6 +55,7 @@ __all__ = [
     "RETRY",
     "YEAR_RANGE",
     "LoadError",
+    "LoaderEvent",
     "LoadResult",
     "RetryPolicy",
     "RunTooSmall",

@@ -47,6 +47,16 @@ def test_wrapped_and_direct_events() -> None:
     assert loader.handler({"Records": [_s3("runs/x/other.json")]}, None) == {"results": []}
 
 
+def test_loader_event_is_the_handlers_typed_event() -> None:
+    """The handler's Powertools data class: direct-invocation flags, EventBridge keys URL-decoded like S3's."""
+    direct = loader.LoaderEvent({"manifest_uri": f"s3://b/runs/{RUN}/manifest.json", "force": True})
+    assert (direct.force, direct.reload) == (True, False)
+    assert loader.LoaderEvent({"force": "yes", "reload": True}).force is False  # only a JSON true counts
+    key = f"my+runs/{RUN}/manifest.json"
+    bridge = {"source": "aws.s3", "detail-type": "Object Created", "detail": {"bucket": {"name": "b"}, "object": {"key": key}}}
+    assert loader.LoaderEvent(bridge).manifest_uris == [f"s3://b/my runs/{RUN}/manifest.json"]
+
+
 def test_run_id_from_uri() -> None:
     assert loader.run_id_from_uri(f"s3://b/runs/{RUN}/manifest.json") == RUN
     assert loader.run_id_from_uri(f"/tmp/runs/{RUN}") == RUN
