@@ -26,17 +26,17 @@ READ_BY: dict[str, str] = {
     "milvus_token_secret_arn": "loader, API",
     "milvus_alias": "loader, API",
     "milvus_timeout": "API",
-    "mysql_host": "loader, API",
-    "mysql_port": "loader, API",
-    "mysql_user": "loader, API",
-    "mysql_password": "loader, API",
-    "mysql_database": "loader, API",
-    "mysql_secret_arn": "loader, API",
-    "mysql_ssl_mode": "loader, API",
-    "mysql_ssl_ca": "loader, API",
-    "mysql_connect_timeout": "loader, API",
-    "mysql_read_timeout": "API",
-    "mysql_write_timeout": "API",
+    "mysql_host": "loader, API, events export",
+    "mysql_port": "loader, API, events export",
+    "mysql_user": "loader, API, events export",
+    "mysql_password": "loader, API, events export",
+    "mysql_database": "loader, API, events export",
+    "mysql_secret_arn": "loader, API, events export",
+    "mysql_ssl_mode": "loader, API, events export",
+    "mysql_ssl_ca": "loader, API, events export",
+    "mysql_connect_timeout": "loader, API, events export",
+    "mysql_read_timeout": "API, events export",
+    "mysql_write_timeout": "API, events export",
     "keep_runs": "loader",
     "load_batch_size": "loader",
     "loader_store_timeout": "loader",
@@ -58,6 +58,17 @@ READ_BY: dict[str, str] = {
     "training_max_minutes": "retrain",
     "idempotency_table": "retrain",
     "retrain_idempotency_seconds": "retrain",
+    "events_export_uri": "events export, retrain",
+    "omdb_api_key": "training job (`enrich`)",
+    "omdb_base_url": "training job (`enrich`)",
+    "details_cache_uri": "training job (`enrich`)",
+    "auth_mode": "API",
+    "dev_auth_secret": "API (development sign-in)",
+    "cognito_hosted_ui_url": "API (`/auth/config`, the web page)",
+    "cognito_client_id": "API (`/auth/config`, the web page)",
+    "events_per_minute": "API (`POST /events`)",
+    "events_realtime_max": "API (recommendations of signed-in people)",
+    "aws_lambda_function_name": "API (refuses development sign-in inside Lambda)",
     "log_level": "everything",
     "service_name": "retrain",
     "powertools_service_name": "everything",
@@ -94,8 +105,9 @@ Not Settings (standard variables of other tools):
 
 Set by the retrain function on each Batch job (informational, for the job's logs and `describe-jobs`):
 `RETRAIN_TRIGGER` (`api`, `schedule` or `s3`) and `RETRAIN_JOB_NAME` (the deterministic job name derived
-from the idempotency key). The job's own parameters (`data_uri`, `output_uri`, `epochs`, `max_minutes`) are
-Batch job parameters substituted into its command, not environment variables.
+from the idempotency key). The job's own parameters (`data_uri`, `output_uri`, `epochs`, `max_minutes`, and
+`events_uri` when `EVENTS_EXPORT_URI` is set) are Batch job parameters substituted into its command, not
+environment variables.
 
 Only the helper scripts read these: `VENV` (virtualenv, default `.venv`), `PYTHON` (`python3.11`, setup),
 `SKIP_CHROMIUM` (setup: skip the browser install), and in `scripts/demo.sh` `DATA`, `DOWNLOAD`, `EPOCHS`,

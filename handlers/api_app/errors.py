@@ -113,7 +113,21 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     response = error_response(status, detail)
     for key, value in (exc.headers or {}).items():
         response.headers[key] = value
+    if status == 405:  # Starlette names only the first route matching the path (GET /users/me, not DELETE)
+        response.headers["allow"] = ", ".join(_methods_for(request))
     return response
+
+
+def _methods_for(request: Request) -> list[str]:
+    """Every method some route serves at this path (the Allow header of a 405)."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 def register_error_handlers(app: FastAPI) -> None:

@@ -25,7 +25,8 @@ EVENTS = REPO_ROOT / "events"
 # Environment variables a function may set that are not Settings fields, with who reads them (none today:
 # IDEMPOTENCY_TABLE, RETRAIN_IDEMPOTENCY_SECONDS, TRAINING_MAX_MINUTES, POWERTOOLS_SERVICE_NAME are Settings).
 DOCUMENTED_EXTRAS: dict[str, str] = {}
-FASTAPI_ROUTES_NOT_EXPOSED = {"/docs/oauth2-redirect", "/redoc"}  # served locally only
+# Served locally only. Development sign-in is not even routed by API Gateway (and refused inside Lambda).
+FASTAPI_ROUTES_NOT_EXPOSED = {"/docs/oauth2-redirect", "/redoc", "/auth/dev/sign-in"}
 
 
 def _norm(path: str) -> str:
@@ -55,7 +56,13 @@ def test_functions_get_the_settings_they_need() -> None:
         "IDEMPOTENCY_TABLE",
         "DATA_URI",
         "ARTIFACT_URI",
+        "EVENTS_EXPORT_URI",
     } <= set(retrain_env)
+    # the export writes where retraining reads, in the bucket's events/ prefix (not runs/: not a run)
+    export_env = fns["EventsExportFunction"].environment
+    assert {"MYSQL_SECRET_ARN", "MYSQL_HOST", "MYSQL_DATABASE", "MYSQL_SSL_MODE"} <= set(export_env)
+    assert export_env["EVENTS_EXPORT_URI"] == retrain_env["EVENTS_EXPORT_URI"]
+    assert export_env["EVENTS_EXPORT_URI"].endswith("/events/events.csv")
     # the values parse as Settings would parse them
     for fn in fns.values():
         Settings(**{k.lower(): v for k, v in fn.environment.items() if k.lower() in Settings.model_fields})
@@ -111,7 +118,7 @@ def _requirement_closure(requirements: list[str]) -> set[str]:
     return seen
 
 
-@pytest.mark.parametrize("logical_id", ["ApiFunction", "LoaderFunction", "RetrainFunction"])
+@pytest.mark.parametrize("logical_id", ["ApiFunction", "LoaderFunction", "RetrainFunction", "EventsExportFunction"])
 def test_handler_imports_from_its_own_staged_package(logical_id: str, tmp_path: Path) -> None:
     """Stage the CodeUri as `sam build` would see it, import the Handler from there in a fresh interpreter,
     and check every third-party module it pulls in is covered by that package's requirements.txt."""
@@ -197,11 +204,14 @@ def test_sample_events_target_real_routes_and_triggers() -> None:
             owner = owners[0]
         else:
             assert event["detail-type"] == "Scheduled Event" and event["source"] == "aws.events"
-            owner = next(
+            scheduled = [
                 fn.logical_id
                 for fn in fns.values()
                 if any(e["Type"] == "Schedule" for e in fn.events.values())
-            )
+                and path.name.split("_")[0] in fn.logical_id.lower()
+            ]
+            assert len(scheduled) == 1, f"{path.name}: no single scheduled function named like it ({scheduled})"
+            owner = scheduled[0]
         assert path.name.split("_")[0] in owner.lower(), f"{path.name} should be named after {owner}"
         seen_functions.add(owner)
     assert seen_functions == set(fns), "every function has at least one sample event"
@@ -209,8 +219,24 @@ def test_sample_events_target_real_routes_and_triggers() -> None:
 
 def test_training_job_definition_matches_the_training_cli() -> None:
     """Every `--flag Ref::param` of the Batch command is a flag of `python -m training_job train`, and every
-    Ref:: parameter is one the retrain handler passes and the job definition defaults."""
+    Ref:: parameter is one the retrain handler passes (with the template's environment) and the job
+    definition defaults."""
     from handlers.retrain import RetrainRequest, resolve_request
+    from shared.settings import clear_settings_cache
+
+    retrain_env = functions()["RetrainFunction"].environment
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            for key, value in retrain_env.items():
+                mp.setenv(key, value)
+            clear_settings_cache()
+            passed = set(resolve_request(RetrainRequest()))
+            mp.delenv("EVENTS_EXPORT_URI")
+            clear_settings_cache()
+            without_export = set(resolve_request(RetrainRequest()))
+    finally:
+        clear_settings_cache()
+    assert passed - without_export == {"events_uri"}  # passed only when EVENTS_EXPORT_URI is set
 
     jd = load_template()["Resources"]["TrainingJobDefinition"]["Properties"]
     command = jd["ContainerProperties"]["Command"]
@@ -220,7 +246,7 @@ def test_training_job_definition_matches_the_training_cli() -> None:
         for i in range(4, len(command) - 1)
         if command[i + 1].startswith("Ref::")
     }
-    assert set(refs) == set(jd["Parameters"]) == set(resolve_request(RetrainRequest()))
+    assert set(refs) == set(jd["Parameters"]) == passed
     proc = subprocess.run(
         [sys.executable, "-m", "training_job", "train", "--help"],
         capture_output=True,

@@ -87,7 +87,7 @@ def test_refused_cors_preflight_is_json(call: Any) -> None:
     code, headers, body = call("OPTIONS", "/recommendations", headers=pre, request_id="cors-1")
     assert code == 400 and headers["content-type"] == "application/json"
     assert body == {"detail": "CORS preflight refused: origin not allowed for this API.", "request_id": "cors-1"}
-    ok = {"origin": "http://localhost:8000", "access-control-request-method": "DELETE"}
+    ok = {"origin": "http://localhost:8000", "access-control-request-method": "PUT"}
     code, _, body = call("OPTIONS", "/recommendations", headers=ok)
     assert code == 400 and "method not allowed" in body["detail"]
 
