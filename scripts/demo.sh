@@ -16,6 +16,8 @@ DATA="${DATA:-.local/data/ml-1m}"
 RUNS="${ARTIFACT_URI:-.local/runs}"
 export ARTIFACT_URI="$RUNS"
 export MYSQL_DATABASE="${MYSQL_DATABASE:-graphrec}"
+# Local demo: people sign in by name (development sign-in; docs/people.md). Deployed stacks use Cognito.
+export AUTH_MODE="${AUTH_MODE:-dev}"
 if [[ "${MILVUS_URI:-}" != http://* && "${MILVUS_URI:-}" != https://* ]]; then
   MILVUS_URI="$(bash scripts/milvus_server.sh start)"
 fi
