@@ -124,16 +124,20 @@ def job_name_for(key: str) -> str:
 
 
 def resolve_request(req: RetrainRequest) -> dict[str, str]:
-    """Fill defaults from settings; the result becomes the Batch job's `parameters` (strings only)."""
+    """Fill defaults from settings; the result becomes the Batch job's `parameters` (strings only).
+    `events_uri` (EVENTS_EXPORT_URI) is passed only when set; otherwise the job definition's default applies."""
     s = get_settings()
     epochs = req.epochs if req.epochs is not None else s.training_default_epochs
     max_minutes = req.max_minutes if req.max_minutes is not None else _max_minutes_default()
-    return {
+    params = {
         "data_uri": req.data_uri or s.data_uri,
         "output_uri": req.output_uri or s.artifact_uri,
         "epochs": str(int(epochs)),
         "max_minutes": f"{float(max_minutes):g}",
     }
+    if s.events_export_uri:  # the job merges people's exported events into the ratings (--events-uri)
+        params["events_uri"] = s.events_export_uri
+    return params
 
 
 def _find_recent_job(job_name: str) -> dict[str, Any] | None:

@@ -1,7 +1,7 @@
 """Bring up a local AWS for development: moto's server (default) or LocalStack, with everything provisioned.
 
 What it creates (names printed as `export` lines to paste or `eval`):
-- the artefact bucket (runs/ and data/), optionally uploading a ratings folder to data/ml-1m/
+- the artefact bucket (runs/, data/ and events/), optionally uploading a ratings folder to data/ml-1m/
 - Secrets Manager secrets: MySQL (RDS-shaped JSON pointing at the local MariaDB) and a Milvus token
 - the DynamoDB idempotency table used by the retrain function
 - an AWS Batch compute environment, GPU job queue and job definition (moto records jobs but, with
@@ -98,6 +98,7 @@ def create_batch_resources(
     image: str = DEFAULT_IMAGE,
     data_uri: str = f"s3://{DEFAULT_BUCKET}/data/ml-1m",
     output_uri: str = f"s3://{DEFAULT_BUCKET}/runs",
+    events_uri: str = f"s3://{DEFAULT_BUCKET}/events/events.csv",
 ) -> dict[str, str]:
     """Compute environment + job queue + GPU job definition shaped like template.yaml's; returns ARNs."""
     import boto3
@@ -145,7 +146,13 @@ def create_batch_resources(
         jobDefinitionName=job_definition,
         type="container",
         platformCapabilities=["EC2"],
-        parameters={"data_uri": data_uri, "output_uri": output_uri, "epochs": "20", "max_minutes": "120"},
+        parameters={
+            "data_uri": data_uri,
+            "output_uri": output_uri,
+            "epochs": "20",
+            "max_minutes": "120",
+            "events_uri": events_uri,
+        },
         containerProperties={
             "image": image,
             "command": [
@@ -161,6 +168,8 @@ def create_batch_resources(
                 "Ref::epochs",
                 "--max-minutes",
                 "Ref::max_minutes",
+                "--events-uri",
+                "Ref::events_uri",
                 "--device",
                 "cuda",
                 "--no-progress",
@@ -206,11 +215,14 @@ def provision(
         "DATA_URI": f"s3://{bucket}/data/ml-1m",
         "MYSQL_SECRET_ARN": create_secret("graphrec/mysql", mysql),
         "IDEMPOTENCY_TABLE": create_idempotency_table(DEFAULT_TABLE),
+        "EVENTS_EXPORT_URI": f"s3://{bucket}/events/events.csv",
     }
     if milvus_token:
         env["MILVUS_TOKEN_SECRET_ARN"] = create_secret("graphrec/milvus", {"token": milvus_token})
     try:
-        arns = create_batch_resources(data_uri=env["DATA_URI"], output_uri=env["ARTIFACT_URI"])
+        arns = create_batch_resources(
+            data_uri=env["DATA_URI"], output_uri=env["ARTIFACT_URI"], events_uri=env["EVENTS_EXPORT_URI"]
+        )
     except Exception as exc:  # botocore ClientError / EndpointConnectionError from an emulator without Batch
         if not batch_optional:
             raise

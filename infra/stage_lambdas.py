@@ -7,9 +7,10 @@ pinned for the Lambda platform), a Makefile and infra/lambda_build.py: the templ
 with `BuildMethod: makefile`, which installs the lock with `--no-deps` for manylinux_2_34 / CPython 3.12
 (the python3.12 runtime, Amazon Linux 2023) and prunes what is never imported (see lambda_build.py).
 The API package never carries torch, DGL, pyarrow or awswrangler; the retrain package is just
-pydantic-settings + Powertools (boto3 is in the Lambda runtime). The same table drives the drift tests.
+pydantic-settings + Powertools (boto3 is in the Lambda runtime), the events export's that plus pymysql.
+The same table drives the drift tests.
 
-    python -m infra.stage_lambdas            # writes build/lambda/{api,loader,retrain}/
+    python -m infra.stage_lambdas            # writes build/lambda/{api,loader,retrain,events_export}/
     python -m infra.stage_lambdas --check    # only verifies that template.yaml's CodeUris are known
     python -m infra.stage_lambdas --lock     # re-resolves infra/lambda/*.lock from pyproject.toml
 """
@@ -74,6 +75,12 @@ PACKAGES: dict[str, Package] = {
             hot_modules=("handlers.loader", "pyarrow.parquet", "pyarrow.compute", "pymysql", "pymilvus", "numpy"),
         ),
         Package("retrain", (), frozenset()),
+        # The events export reads MySQL and writes one object: pymysql (+ cryptography) beyond the base.
+        Package(
+            "events_export",
+            ("serve",),
+            frozenset({"fastapi", "mangum", "pymilvus", "milvus-lite", "pyarrow", "uvicorn", "tqdm"}),
+        ),
     )
 }
 

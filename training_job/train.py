@@ -11,7 +11,8 @@ How to run (from the repository root, with the `train` extra installed):
 
     python -m training_job train --help     # every flag explained
 
-Pipeline: load + validate ratings (data.py) -> leave-last-out split and train-only graph (graph.py) ->
+Pipeline: load + validate ratings (data.py), merge people's exported events (--events-uri,
+events_merge.py) -> leave-last-out split and train-only graph (graph.py) ->
 PinSage trained with a max-margin loss (fit.py: sampler.py, model.py; every knob in config.py),
 validation HR@10 after every epoch, best epoch kept -> full-catalogue layer-wise inference
 (inference.py) -> test metrics of PinSage AS SERVED (served_eval.py, shared/recipe.py) vs popularity,
@@ -107,6 +108,10 @@ def run(cfg: TrainConfig) -> str:
 
     t0 = time.perf_counter()
     data = load_movielens(cfg.data, download=cfg.download, cache_dir=cfg.cache_dir)
+    if cfg.events_uri:
+        from training_job.events_merge import merge_events
+
+        data = merge_events(data, cfg.events_uri)
     load_s = time.perf_counter() - t0
     gd, fr, metrics = train_on(data, cfg)
     metrics["timings"]["load_s"] = load_s

@@ -61,6 +61,8 @@ def test_sizes_and_timeouts() -> None:
     resolved = Resolver(load_template()).resolve(loader.properties["ReservedConcurrentExecutions"])
     assert resolved == 1
     assert retrain.timeout <= 29
+    export = fns["EventsExportFunction"]
+    assert 60 <= export.timeout <= 900 and export.properties["EphemeralStorage"]["Size"] >= 1024
     assert {f.runtime for f in fns.values()} == {"python3.12"}  # Amazon Linux 2023 (manylinux_2_28 wheels)
 
 
@@ -85,6 +87,12 @@ def test_least_privilege() -> None:
     assert submit and all(r != "*" for s in submit for r in s["Resource"])
     job_role = str(resources["TrainingJobRole"]["Properties"]["Policies"])
     assert "s3:DeleteObject" not in job_role and "s3:*" not in job_role
+    # the events export may only write objects under events/ (no read, no list, no other prefix)
+    export = resources["EventsExportFunction"]["Properties"]["Policies"]
+    s3 = [s for p in export if isinstance(p, dict) and "Statement" in p for s in p["Statement"]]
+    assert len(s3) == 1 and set(s3[0]["Action"]) == {"s3:PutObject", "s3:AbortMultipartUpload"}
+    assert s3[0]["Resource"]["Fn::Sub"].endswith("-${AWS::Region}/events/*")
+    assert "S3" not in str([p for p in export if isinstance(p, dict) and "Statement" not in p])
 
 
 # --------------------------------------------------------------------------- the expanded (transformed) stack
@@ -149,10 +157,14 @@ def test_transformed_stack_is_lint_clean_and_acyclic(tmp_path: Path, monkeypatch
         "RetrainFunction": {"prefix": "data/", "suffix": "ratings.dat"},
     }
     # the schedule's on/off parameter really reaches the rule
-    rule = next(r for r in res.values() if r["Type"] == "AWS::Events::Rule")
+    rules = {k: r for k, r in res.items() if r["Type"] == "AWS::Events::Rule"}
+    assert set(rules) == {"RetrainFunctionScheduled", "EventsExportFunctionDaily"}
+    rule = rules["RetrainFunctionScheduled"]
     assert rule["Properties"]["State"] == {"Fn::If": ["RetrainScheduleOn", "ENABLED", "DISABLED"]}
+    assert rules["EventsExportFunctionDaily"]["Properties"]["ScheduleExpression"] == {"Ref": "EventsExportSchedule"}
     # VPC functions got ENI permissions; the retrain function (not in the VPC) did not
-    for fn, in_vpc in (("ApiFunction", True), ("LoaderFunction", True), ("RetrainFunction", False)):
+    in_vpc_by_fn = {"ApiFunction": True, "LoaderFunction": True, "RetrainFunction": False, "EventsExportFunction": True}
+    for fn, in_vpc in in_vpc_by_fn.items():
         arns = str(res[f"{fn}Role"]["Properties"]["ManagedPolicyArns"])
         assert ("AWSLambdaVPCAccessExecutionRole" in arns) is in_vpc, fn
 

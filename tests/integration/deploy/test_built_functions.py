@@ -7,6 +7,8 @@
   boto3 on sys.path, loads a run from S3 (moto) into MariaDB and the Milvus *server* from an S3 event.
 - The built API, run the same way with only its build folder, answers the sample events in events/
   about that run; its cold start (import + first answer) is measured.
+- The built events export, run the same way from its sample schedule event, writes the database's events
+  to S3 (moto).
 
 `scripts/test.sh` builds first (scripts/sam_build.sh) and sets GRAPHREC_SAM_BUILT=1; run alone, the
 `built` fixture builds (cached) itself.
@@ -31,7 +33,7 @@ from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER, m
 from tests.helpers.factories import make_run
 
 BUILD = REPO_ROOT / ".aws-sam" / "build"
-FUNCTIONS = ("ApiFunction", "LoaderFunction", "RetrainFunction")
+FUNCTIONS = ("ApiFunction", "LoaderFunction", "RetrainFunction", "EventsExportFunction")
 MAX_MIB = 200
 LAMBDA_LIMIT_BYTES = 262_144_000  # 250 MiB: function + layers, unzipped
 EVENTS = REPO_ROOT / "events"
@@ -92,6 +94,8 @@ def test_built_function_ships_no_training_or_local_only_packages(built: Path, na
         assert {"pyarrow", "pymilvus", "pymysql"} <= shipped
     if name == "RetrainFunction":
         assert not shipped & {"pymilvus", "pandas", "numpy", "pyarrow"}
+    if name == "EventsExportFunction":
+        assert "pymysql" in shipped and not shipped & {"pymilvus", "pandas", "numpy", "pyarrow", "fastapi"}
     # compiled for the runtime: every extension module is CPython 3.12 (or abi3), none for 3.11
     exts = [p.name for p in (built / name).rglob("*.so") if "cpython-" in p.name]
     assert all("cpython-312" in e for e in exts), [e for e in exts if "cpython-312" not in e][:5]
@@ -262,6 +266,39 @@ def test_built_loader_and_api_serve_a_run_over_the_milvus_server(built: Path, de
         f"built API cold start (python3.12, build folder only, Milvus server): import {served['import_seconds']:.2f} s"
         f" + first answer {served['calls'][0]['seconds']:.2f} s = {cold:.2f} s; process wall {wall:.2f} s"
     )
+
+
+def test_built_events_export_writes_the_events_to_s3(built: Path, deployed_like: dict[str, Any]) -> None:
+    import boto3
+
+    from shared.events_export import EventsReader
+    from shared.settings import Settings
+
+    env = dict(deployed_like["env"])
+    uri = f"s3://{deployed_like['bucket']}/events/events.csv"
+    reader = EventsReader.from_settings(
+        Settings(**{k.lower(): v for k, v in env.items() if k.lower() in Settings.model_fields})
+    )
+    reader.ensure_schema()
+    reader._execute(
+        "INSERT INTO events (user_id, movie_id, type, rating, idempotency_key) VALUES (%s, %s, %s, %s, %s)"
+        " ON DUPLICATE KEY UPDATE seq=seq",
+        (1_000_000_000, 1, "rated", 4.5, "built-export"),
+    )
+    reader.close()
+    out = _invoke_built(
+        built / "EventsExportFunction",
+        "handlers.events_export.handler",
+        [EVENTS / "events_export_schedule.json"],
+        {**env, "EVENTS_EXPORT_URI": uri},
+        extra_path=[_runtime_sdk(deployed_like["tmp"])],
+    )
+    result = out["calls"][0]["response"]
+    assert result["uri"] == uri and result["rows"] >= 1
+    body = boto3.client("s3").get_object(Bucket=deployed_like["bucket"], Key="events/events.csv")["Body"].read()
+    header, first = body.decode().splitlines()[:2]
+    assert header == "seq,user_id,movie_id,type,rating,timestamp"
+    assert first.split(",")[1:5] == ["1000000000", "1", "rated", "4.5"]
 
 
 def test_sam_cli_is_installed_where_setup_puts_it() -> None:

@@ -295,6 +295,7 @@ def test_pipeline_from_template(cloud: Cloud, tmp_path: Path) -> None:
         "output_uri": artifact_uri,
         "epochs": "1",
         "max_minutes": "2",
+        "events_uri": f"s3://{BUCKET}/events/events.csv",  # no export yet: the job warns, trains on base data
     }
     status_event = _event("retrain_get.json")
     status_event["pathParameters"] = {"job_id": job_id}

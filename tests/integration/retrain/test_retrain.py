@@ -37,6 +37,7 @@ def batch(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[
         job_definition="graphrec-test-train",
         data_uri="s3://defaults/data",
         output_uri="s3://defaults/runs",
+        events_uri="s3://defaults/events/events.csv",
     )
     table = create_idempotency_table(f"idem-{uuid.uuid4().hex[:8]}")
     monkeypatch.setenv("TRAINING_JOB_QUEUE", arns["job_queue"])
@@ -84,12 +85,14 @@ def test_post_submits_gpu_job_with_definition_queue_and_parameters(batch: dict[s
     job = jobs[0]
     assert job["jobQueue"] == batch["job_queue"]
     assert job["jobDefinition"] == batch["job_definition"]
-    # explicit values win, the rest comes from settings (not from the job definition's defaults)
+    # explicit values win, the rest comes from settings (not from the job definition's defaults), except
+    # events_uri: without EVENTS_EXPORT_URI it is not passed, and Batch uses the job definition's default
     assert job["parameters"] == {
         "data_uri": "s3://bucket/data/new",
         "output_uri": "s3://bucket/runs",
         "epochs": "3",
         "max_minutes": "12.5",
+        "events_uri": "s3://defaults/events/events.csv",
     }
     env = {e["name"]: e["value"] for e in job["container"]["environment"]}
     assert env["RETRAIN_TRIGGER"] == "api" and env["RETRAIN_JOB_NAME"] == body["job_name"]
@@ -337,3 +340,26 @@ def test_attempt_timeout_covers_the_training_budget(batch: dict[str, str], max_m
     assert seconds > max_minutes * 60
     if max_minutes == 1440:
         assert seconds > 21_600
+
+
+def test_events_export_is_passed_to_the_job_when_configured(
+    batch: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EVENTS_EXPORT_URI set (as the template sets it): every job gets `events_uri`, which the job
+    definition's command passes as --events-uri; unset: the parameter is left to the job definition."""
+    from handlers import retrain
+
+    monkeypatch.setenv("EVENTS_EXPORT_URI", "s3://bucket/events/events.csv")
+    clear_settings_cache()
+    retrain.clear_clients()
+    scheduled = _invoke(_event("retrain_schedule.json"))
+    assert scheduled["parameters"]["events_uri"] == "s3://bucket/events/events.csv"
+    (job,) = _jobs(batch["job_queue"])
+    assert job["parameters"]["events_uri"] == "s3://bucket/events/events.csv"
+    command = job["container"]["command"]
+    assert command[command.index("--events-uri") + 1] == "Ref::events_uri"
+
+    monkeypatch.delenv("EVENTS_EXPORT_URI")
+    clear_settings_cache()
+    params = json.loads(_post({"epochs": 3}, key="no-export")["body"])["parameters"]
+    assert "events_uri" not in params

@@ -32,7 +32,7 @@ def test_every_requirement_is_pinned_within_its_range(name: str) -> None:
 
 
 def test_mysql_clients_ship_cryptography_for_sha2_auth() -> None:
-    for key in ("build/lambda/api/", "build/lambda/loader/"):
+    for key in ("build/lambda/api/", "build/lambda/loader/", "build/lambda/events_export/"):
         assert "cryptography" in _pins(stage_lambdas.PACKAGES[key])
 
 

@@ -1,0 +1,61 @@
+"""Events export Lambda (template.yaml: EventsExportFunction) and its command line.
+
+Writes every interaction event of the MySQL `events` table as one snapshot object at EVENTS_EXPORT_URI
+(default: `events/events.csv` beside ARTIFACT_URI), which the next training run merges with the base
+ratings (`--events-uri`). The format and why it is a full snapshot: shared/events_export.py.
+
+Triggers: an EventBridge schedule (daily by default) and on-demand invocation with any payload, e.g.
+`aws lambda invoke --function-name <EventsExportFunction> out.json`. An export is idempotent (the same
+events give the same file), so Lambda's retries of a failed attempt are harmless.
+
+Locally, with the MYSQL_* settings of the database the API writes to:
+
+    python -m handlers.events_export                       # -> EVENTS_EXPORT_URI
+    python -m handlers.events_export --uri s3://bucket/events/events.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from shared.errors import StoreUnavailable
+from shared.events_export import DEFAULT_CHUNK_ROWS, export_from_settings
+from shared.log import get_logger, log_to_stderr
+from shared.settings import get_settings
+
+logger = get_logger(__name__)
+
+
+def handler(event: dict[str, Any] | None, context: Any = None) -> dict[str, Any]:
+    """Lambda entry point: export now, whatever triggered it; returns the snapshot's description."""
+    event = event or {}
+    trigger = "schedule" if event.get("source") == "aws.events" else "invoke"
+    logger.info("events export requested", extra={"trigger": trigger, "event_id": event.get("id")})
+    return export_from_settings(get_settings()).to_dict()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m handlers.events_export",
+        description="Export every interaction event (MySQL `events`) as one CSV snapshot for training.",
+    )
+    parser.add_argument("--uri", default=None, help="target file or s3:// object (default: EVENTS_EXPORT_URI)")
+    parser.add_argument(
+        "--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help="rows per SELECT (default: %(default)s)"
+    )
+    args = parser.parse_args(argv)
+    log_to_stderr()  # stdout carries the result (JSON) only
+    try:
+        result = export_from_settings(get_settings(), uri=args.uri, chunk_rows=args.chunk_rows)
+    except StoreUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    print(json.dumps(result.to_dict(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
