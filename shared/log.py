@@ -2,28 +2,60 @@
 
 Why Powertools: one JSON line per event with service name, level, correlation id and Lambda context,
 which CloudWatch Logs Insights can query; it also works outside Lambda (CLI, tests).
+
+Every module logs through `logger = get_logger(__name__)`: a Powertools child logger named
+`<service>.<module>` (what `Logger(child=True)` names it when a module creates it itself), so each line's
+`name` field says which module wrote it and a module's level can be set with the standard `logging` API.
+The children share their parent's handler and formatter, the one service logger per process.
+
+One call style: structured fields go in `extra={...}` (`logger.info("run loaded", extra={"run_id": ...})`),
+never as keyword arguments; tests/unit/shared/test_logging.py keeps it so.
 """
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from aws_lambda_powertools import Logger
 
+LOCATION = "%(module)s.%(funcName)s:%(lineno)d"
+
+_service: Logger | None = None
 _loggers: dict[str, Logger] = {}
 
 
-# Powertools loggers of one service share a single stdlib logger and formatter, so a per-name extra key
-# would show whichever name registered first. The module is taken from each record instead.
-LOCATION = "%(module)s.%(funcName)s:%(lineno)d"
+class _ModuleLogger(Logger):
+    """A Powertools child logger named after the module given, not after the frame that created it."""
+
+    def __init__(self, module: str, **kwargs: Any) -> None:
+        self._module = module
+        super().__init__(child=True, **kwargs)
+
+    def _get_logger(self) -> logging.Logger:
+        return logging.getLogger(f"{self.service}.{self._module}")
 
 
 def get_logger(name: str) -> Logger:
-    """Return a process-wide Powertools logger; `name` only keys the cache (records carry their module)."""
-    if name not in _loggers:
+    """The logger of module `name` (pass `__name__`): a child of the process-wide service logger."""
+    global _service
+    logger = _loggers.get(name)
+    if logger is None:
         from shared.settings import Settings
 
         settings = Settings()  # not the cached get_settings(): loggers are made at import time
-        _loggers[name] = Logger(service=settings.powertools_service_name, level=settings.log_level, location=LOCATION)
-    return _loggers[name]
+        if _service is None:
+            _service = Logger(
+                service=settings.powertools_service_name, level=settings.log_level, location=LOCATION,
+                name="%(name)s",
+            )  # fmt: skip
+        # The service logger's handler, given explicitly: a package's own logger (a nearer stdlib parent)
+        # must not hide it from registered_handler / append_keys.
+        child = _ModuleLogger(
+            name, service=_service.service, level=settings.log_level, logger_handler=_service.registered_handler
+        )
+        logger = _loggers.setdefault(name, child)
+    return logger
 
 
 class _CurrentStderr:
@@ -42,7 +74,7 @@ class _CurrentStderr:
 
 def log_to_stderr() -> None:
     """Send every logger's lines to stderr (CLIs whose stdout carries their result, e.g. the loader's JSON)."""
-    for logger in _loggers.values():
-        handler = getattr(logger, "registered_handler", None)
+    if _service is not None:
+        handler = getattr(_service, "registered_handler", None)
         if handler is not None and hasattr(handler, "setStream"):
             handler.setStream(_CurrentStderr())

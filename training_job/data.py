@@ -61,7 +61,7 @@ from training_job.data_report import (  # the format's names; re-exported for ca
 )
 from training_job.data_sources import resolve
 
-log = get_logger("training_job.data")
+logger = get_logger(__name__)
 
 # ------------------------------------------------------------------------------------------- splitting
 
@@ -149,7 +149,7 @@ def _split_or_python(raw: bytes, n_fields: int) -> tuple[_Split, str]:
     try:
         return _split(raw, n_fields)
     except (pa.ArrowInvalid, pa.ArrowException) as exc:
-        log.warning("pyarrow split failed, using the Python fallback", extra={"error": str(exc)[:200]})
+        logger.warning("pyarrow split failed, using the Python fallback", extra={"error": str(exc)[:200]})
     data, encoding = _decode(raw)
     text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     if text.endswith("\n"):
@@ -418,7 +418,7 @@ def load_movielens(
                 "'::'-separated MovieLens-1M lines"
             )
     desc["seconds"] = round(time.perf_counter() - t0, 3)
-    log.info(
+    logger.info(
         "movielens loaded",
         extra={"source": desc["uri"], "kind": desc["kind"], "seconds": desc["seconds"], **report.summary()},
     )

@@ -19,7 +19,7 @@ from shared import objectstore
 from shared.log import get_logger
 from training_job.data_report import FILES, ZIP_NAME, MovieLensError
 
-log = get_logger("training_job.data_sources")
+logger = get_logger(__name__)
 
 DOWNLOAD_URL = "https://files.grouplens.org/datasets/movielens/ml-1m.zip"
 
@@ -96,11 +96,11 @@ def download(cache_dir: str | Path = ".local/data", url: str | None = None, time
     cache = Path(cache_dir)
     target = cache / ZIP_NAME
     if target.is_file() and zipfile.is_zipfile(target):
-        log.info("using cached MovieLens archive", extra={"path": str(target)})
+        logger.info("using cached MovieLens archive", extra={"path": str(target)})
         return target
     cache.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
-    log.info("downloading MovieLens-1M", extra={"url": url, "cache": str(cache)})
+    logger.info("downloading MovieLens-1M", extra={"url": url, "cache": str(cache)})
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp, open(part, "wb") as out:  # noqa: S310 - fixed https URL
             shutil.copyfileobj(resp, out, length=1 << 20)

@@ -24,7 +24,7 @@ from training_job.inference import layerwise_embeddings
 from training_job.model import MaxMarginLoss, PinSage, l2_normalise
 from training_job.sampler import ItemPairSampler, NeighbourSampler, NeighbourTable, make_blocks
 
-log = get_logger("training_job.fit")
+logger = get_logger(__name__)
 
 # The per-epoch validation score is the best of two cheap query rules (latest movie only / a decayed
 # mean of the last ten): which one suits the data is only known at the end (the final evaluation picks
@@ -183,15 +183,15 @@ def fit(gd: GraphData, cfg: TrainConfig) -> FitResult:
             "elapsed_s": time.perf_counter() - t0,
         }
         curve.append(point)
-        log.info("epoch done", extra=point)
+        logger.info("epoch done", extra=point)
         if vm["hr@10"] > best_hr:
             best_hr, best_epoch = vm["hr@10"], epoch
             best_state = {"model": copy.deepcopy(model.state_dict()), "opt": copy.deepcopy(opt.state_dict())}
         if cfg.patience and epoch - best_epoch >= cfg.patience:
-            log.info("validation stopped improving", extra={"patience": cfg.patience, "epoch": epoch})
+            logger.info("validation stopped improving", extra={"patience": cfg.patience, "epoch": epoch})
             break
         if stopped:
-            log.info("time budget reached", extra={"max_minutes": cfg.max_minutes, "epoch": epoch})
+            logger.info("time budget reached", extra={"max_minutes": cfg.max_minutes, "epoch": epoch})
             break
     model.load_state_dict(best_state["model"])
     opt.load_state_dict(best_state["opt"])
@@ -249,5 +249,5 @@ def refit(gd: GraphData, fr: FitResult, cfg: TrainConfig) -> tuple[np.ndarray, d
         "seconds": time.perf_counter() - t0,
         "note": "published embeddings = the validated model continued on all interactions; test metrics are the split model's",
     }
-    log.info("refit done", extra=info)
+    logger.info("refit done", extra=info)
     return emb, info

@@ -17,7 +17,7 @@ from typing import Any
 from shared.log import get_logger
 from training_job.synthetic_files import GENRES
 
-log = get_logger("training_job.synthetic")
+logger = get_logger(__name__)
 __all__ = ["GENRES", "PROFILES", "add_arguments", "generate", "run"]
 
 PROFILES = ("movielens", "planted")
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             args.out, users=args.users, movies=args.movies, ratings=args.ratings, seed=args.seed, profile=args.profile
         )
     except ValueError as exc:
-        log.error("synthetic data not generated", extra={"error": str(exc)})
+        logger.error("synthetic data not generated", extra={"error": str(exc)})
         return 2
-    log.info("synthetic movielens written", extra=summary)
+    logger.info("synthetic movielens written", extra=summary)
     return 0

@@ -39,7 +39,7 @@ from training_job.fit import CURVE_QUERIES, FitResult, fit, refit
 from training_job.graph import GraphData, build
 from training_job.report import concat, evaluate_all
 
-log = get_logger("training_job.train")
+logger = get_logger(__name__)
 __all__ = ["TrainConfig", "add_arguments", "concat", "config_from_args", "main", "run", "train_on"]
 
 
@@ -74,7 +74,7 @@ def train_on(data: MovieLensData, cfg: TrainConfig) -> tuple[GraphData, FitResul
     t0 = time.perf_counter()
     gd = build(data, title_buckets=cfg.title_buckets)
     graph_s = time.perf_counter() - t0
-    log.info("graph built", extra=gd.stats)
+    logger.info("graph built", extra=gd.stats)
     fr = fit(gd, cfg)
     t1 = time.perf_counter()
     ev = evaluate_all(gd, fr.embeddings)
@@ -97,7 +97,7 @@ def train_on(data: MovieLensData, cfg: TrainConfig) -> tuple[GraphData, FitResul
         "refit": refit_info,
         "timings": {"graph_s": graph_s, **fr.timings, "evaluation_s": eval_s},
     }
-    log.info("test metrics", extra={k: v["hr@10"] for k, v in ev["test"].items()})
+    logger.info("test metrics", extra={k: v["hr@10"] for k, v in ev["test"].items()})
     return gd, fr, metrics
 
 
@@ -117,7 +117,7 @@ def run(cfg: TrainConfig) -> str:
     metrics["timings"]["load_s"] = load_s
     t1 = time.perf_counter()
     run_uri = write_run(cfg, data, gd, fr, metrics)
-    log.info("run written", extra={"run_uri": run_uri, "write_s": time.perf_counter() - t1})
+    logger.info("run written", extra={"run_uri": run_uri, "write_s": time.perf_counter() - t1})
     return run_uri
 
 

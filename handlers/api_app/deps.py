@@ -35,7 +35,7 @@ from shared.log import get_logger
 from shared.recipe import Recipe
 from shared.settings import Settings, get_settings
 
-logger = get_logger("graphrec.api")
+logger = get_logger(__name__)
 
 _clients: dict[tuple[Any, ...], Any] = {}
 _clients_lock = threading.Lock()
@@ -294,8 +294,7 @@ class LiveRun:
             except Exception as exc:  # MySQL unreachable/slow: the last known run keeps serving
                 logger.warning(
                     "live run refresh failed; serving the last known live run",
-                    run_id=cached.run_id,
-                    error_type=type(exc).__name__,
+                    extra={"run_id": cached.run_id, "error_type": type(exc).__name__},
                 )
                 cached.expires = time.monotonic() + min(self._ttl, 1.0)  # back off before asking again
                 return cached.run_id

@@ -11,18 +11,20 @@ from shared.schemas import Health
 
 StoreState = Literal["ok", "unavailable"]
 
-logger = get_logger("graphrec.api")
+logger = get_logger(__name__)
 
 
 def _reachable(name: str, store: MetadataReader | VectorReader | Exception) -> bool:
     if isinstance(store, Exception):
-        logger.warning("store client could not be created", store=name, error_type=type(store).__name__)
+        logger.warning(
+            "store client could not be created", extra={"store": name, "error_type": type(store).__name__}
+        )
         return False
     try:
         store.ping()
         return True
     except Exception as exc:  # any failure to ping means "unreachable" for a health check
-        logger.warning("store ping failed", store=name, error_type=type(exc).__name__)
+        logger.warning("store ping failed", extra={"store": name, "error_type": type(exc).__name__})
         return False
 
 
@@ -37,7 +39,7 @@ def check(meta: MetadataReader | Exception, vectors: VectorReader | Exception) -
     try:
         run = meta.live_run()
     except Exception as exc:  # answered the ping, then failed: still "unreachable" for a health check
-        logger.warning("live run lookup failed", error_type=type(exc).__name__)
+        logger.warning("live run lookup failed", extra={"error_type": type(exc).__name__})
         stores["metadata"] = "unavailable"
         return Health(status="unavailable", stores=stores, detail="The metadata store (MySQL) is unreachable.")
     if run is None:
@@ -56,7 +58,9 @@ def check(meta: MetadataReader | Exception, vectors: VectorReader | Exception) -
             "vectors": vectors.count(run.run_id),
         }
     except Exception as exc:  # e.g. the live collection is damaged: say so in the Health body
-        logger.warning("counting the live run failed", run_id=run.run_id, error_type=type(exc).__name__)
+        logger.warning(
+            "counting the live run failed", extra={"run_id": run.run_id, "error_type": type(exc).__name__}
+        )
         return Health(
             status="unavailable",
             run_id=run.run_id,

@@ -23,7 +23,7 @@ from shared.log import get_logger
 from shared.recipe import ExactIndex
 from shared.settings import get_settings
 
-logger = get_logger("graphrec.api")
+logger = get_logger(__name__)
 
 
 FETCH_CHUNK = 2000  # vectors per Milvus request while building
@@ -146,10 +146,12 @@ class LocalIndexCache:
                 masks.setdefault(g, np.zeros(len(ids), dtype=bool))[i] = True
         logger.info(
             "local index built",
-            run_id=run_id,
-            vectors=len(ids),
-            dim=int(matrix.shape[1]),
-            seconds=round(time.perf_counter() - started, 3),
+            extra={
+                "run_id": run_id,
+                "vectors": len(ids),
+                "dim": int(matrix.shape[1]),
+                "seconds": round(time.perf_counter() - started, 3),
+            },
         )
         return LocalIndex(
             run_id=run_id,

@@ -30,7 +30,7 @@ from handlers.api_app.context import (
 from handlers.api_app.errors import RETRY_AFTER_SECONDS, error_response, is_store_unavailable
 from shared.log import get_logger
 
-logger = get_logger("graphrec.api")
+logger = get_logger(__name__)
 
 REQUEST_ID_HEADER = "x-request-id"
 
@@ -78,10 +78,12 @@ class RequestIdMiddleware:
                 finally:
                     logger.info(
                         "request",
-                        method=scope.get("method"),
-                        path=scope.get("path"),
-                        status=status["code"],
-                        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                        extra={
+                            "method": scope.get("method"),
+                            "path": scope.get("path"),
+                            "status": status["code"],
+                            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        },
                     )
         finally:
             reset_deadline(deadline_token)
@@ -152,8 +154,7 @@ class CatchAllMiddleware:
             store_down = is_store_unavailable(exc)
             logger.exception(
                 "store unavailable" if store_down else "unhandled error",
-                path=scope.get("path"),
-                error_type=type(exc).__name__,
+                extra={"path": scope.get("path"), "error_type": type(exc).__name__},
             )
             if response_started:  # headers already sent: nothing more can be said to the client
                 return

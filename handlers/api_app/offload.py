@@ -23,7 +23,7 @@ from handlers.api_app.errors import Unavailable
 from shared.log import get_logger
 from shared.settings import get_settings
 
-logger = get_logger("graphrec.api")
+logger = get_logger(__name__)
 T = TypeVar("T")
 
 
@@ -51,7 +51,7 @@ async def run_blocking(fn: Callable[..., T], *args: Any, inline: bool = False, *
     _ensure_threads()
     with anyio.move_on_after(remaining):
         return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), abandon_on_cancel=True)
-    logger.warning("request deadline exceeded; store call abandoned", budget_s=budget)
+    logger.warning("request deadline exceeded; store call abandoned", extra={"budget_s": budget})
     raise Unavailable(
         f"A data store did not answer within the request deadline ({budget:g} s); retry in a few seconds."
     )

@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from handlers.loader.validation import ValidatedRun
     from shared.vector_store import VectorStore
 
-logger = get_logger("loader")
+logger = get_logger(__name__)
 
 
 def bulk_staging_uri(vectors: VectorStore, n_vectors: int, settings: Settings | None = None) -> str | None:

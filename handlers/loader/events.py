@@ -18,7 +18,7 @@ from shared import artifacts, objectstore
 from shared.artifacts import RUN_ID_RE
 from shared.log import get_logger
 
-logger = get_logger("loader")
+logger = get_logger(__name__)
 
 
 class LoaderEvent(DictWrapper):

@@ -11,7 +11,7 @@ from handlers.loader.events import LoaderEvent
 from handlers.loader.run import load_run
 from shared.log import get_logger
 
-logger = get_logger("loader")
+logger = get_logger(__name__)
 
 
 @event_source(data_class=LoaderEvent)

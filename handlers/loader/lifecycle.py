@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from shared.metadata_store import MetadataStore
     from shared.vector_store import VectorStore
 
-logger = get_logger("loader")
+logger = get_logger(__name__)
 
 PRUNED = "pruned: data dropped (keep_runs)"
 

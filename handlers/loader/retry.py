@@ -11,7 +11,7 @@ from shared.errors import StoreUnavailable
 from shared.log import get_logger
 from shared.settings import get_settings
 
-logger = get_logger("loader")
+logger = get_logger(__name__)
 T = TypeVar("T")
 
 

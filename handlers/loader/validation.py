@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from shared.metadata_store import MetadataStore
 
-logger = get_logger("loader")
+logger = get_logger(__name__)
 
 NORM_TOLERANCE = 1e-3  # |‖v‖ - 1| allowed for "L2-normalised" float32 vectors
 # What the stores can hold, checked before any write (a value that does not fit is bad data, not a
