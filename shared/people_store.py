@@ -9,6 +9,7 @@ pool serves both. SQL is always parametrised.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -175,6 +176,22 @@ class PeopleMixin:
             (int(user_id), int(limit)),
         )
         return [_event(r) for r in rows]
+
+    def recent_actions(self, user_id: int, limit: int) -> list[Event]:
+        """The latest `limit` events as (movie, type) only, oldest first: what real-time recommendations fold
+        in on every request. Aggregated into ONE JSON row by the server: the driver parses rows in Python
+        at ~20 us each, which made 200 events cost 4 ms as rows and ~0.3 ms as one JSON document.
+        (JSON_ARRAYAGG: MySQL 5.7.22+, MariaDB 10.5+; no ORDER BY inside it on MySQL, so sorted here.)"""
+        self._people()
+        rows = self._fetchall(
+            "SELECT JSON_ARRAYAGG(JSON_ARRAY(seq, movie_id, type)) FROM (SELECT seq, movie_id, type FROM events"
+            " WHERE user_id=%s ORDER BY seq DESC LIMIT %s) AS latest",
+            (int(user_id), int(limit)),
+        )
+        doc = rows[0][0] if rows else None
+        if not doc:
+            return []
+        return [Event(int(m), EventType(t)) for _, m, t in sorted(json.loads(doc))]
 
     def events_page(self, user_id: int, limit: int, before: int | None) -> list[StoredEvent]:
         """Newest first, `before` a seq from the previous page (keyset pagination)."""

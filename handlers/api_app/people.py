@@ -16,7 +16,7 @@ from handlers.api_app.identity import Caller
 from handlers.api_app.recommender import Recommender
 from shared import people_schemas as ps
 from shared import schemas
-from shared.event_fold import liked
+from shared.event_fold import Event, liked
 from shared.people_store import NewEvent, Profile, StoredEvent
 from shared.settings import Settings
 
@@ -45,6 +45,7 @@ class PeopleStore(Protocol):
     def claim_profile(self, subject: str, display_name: str | None, user_id: int) -> Profile: ...
     def append_events(self, user_id: int, events: Sequence[NewEvent]) -> int: ...
     def recent_events(self, user_id: int, limit: int) -> list[StoredEvent]: ...
+    def recent_actions(self, user_id: int, limit: int) -> list[Event]: ...
     def events_page(self, user_id: int, limit: int, before: int | None) -> list[StoredEvent]: ...
     def spend_write_budget(self, user_id: int, n: int, per_minute: int) -> float: ...
     def forget_person(self, user_id: int) -> dict[str, int]: ...
@@ -152,11 +153,11 @@ def recommend_for_me(
 def _with_events(
     people: PeopleStore, rec: Recommender, profile: Profile, k: int, diversity: float | None, settings: Settings
 ) -> schemas.Recommendations:
-    events = [e.as_event() for e in people.recent_events(profile.user_id, settings.events_realtime_max)]
+    events = people.recent_actions(profile.user_id, settings.events_realtime_max)
     return rec.for_user(profile.user_id, k, diversity, events, known=True)
 
 
 def check_dev_mode(settings: Settings) -> None:
     if settings.auth_mode != "dev":
-        raise NotFound("Development sign-in is off here (AUTH_MODE is not 'dev'); sign in with Cognito.")
+        raise NotFound("Development sign-in is off here (GRAPHREC_AUTH_MODE is not 'dev'); sign in with Cognito.")
 
