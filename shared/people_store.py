@@ -60,11 +60,6 @@ class StoredEvent:
     received_at: datetime
     idempotency_key: str
 
-    def as_event(self) -> Event:
-        """For shared.event_fold: the client's time when given, else when it arrived."""
-        when = self.client_ts or self.received_at
-        return Event(self.movie_id, self.type, self.rating, when.replace(tzinfo=UTC).timestamp())
-
 
 def _profile(row: Sequence[Any]) -> Profile:
     return Profile(int(row[0]), str(row[1]), row[2], row[3])
@@ -167,16 +162,6 @@ class PeopleMixin:
         )
         return int(written)
 
-    def recent_events(self, user_id: int, limit: int) -> list[StoredEvent]:
-        """The person's latest `limit` events, oldest first (what real-time recommendations fold in)."""
-        self._people()
-        rows = self._fetchall(
-            f"SELECT {EVENT_COLS} FROM (SELECT {EVENT_COLS} FROM events WHERE user_id=%s"
-            " ORDER BY seq DESC LIMIT %s) AS latest ORDER BY seq",
-            (int(user_id), int(limit)),
-        )
-        return [_event(r) for r in rows]
-
     def recent_actions(self, user_id: int, limit: int) -> list[Event]:
         """The latest `limit` events as (movie, type) only, oldest first: what real-time recommendations fold
         in on every request. Aggregated into ONE JSON row by the server: the driver parses rows in Python
@@ -192,6 +177,18 @@ class PeopleMixin:
         if not doc:
             return []
         return [Event(int(m), EventType(t)) for _, m, t in sorted(json.loads(doc))]
+
+    def like_actions(self, user_id: int) -> list[Event]:
+        """Every like/unlike of the person, oldest first (for shared.event_fold.liked: all of them, not only
+        the latest EVENTS_REALTIME_MAX, so an old like still shows)."""
+        self._people()
+        rows = self._fetchall(
+            "SELECT JSON_ARRAYAGG(JSON_ARRAY(seq, movie_id, type)) FROM events WHERE user_id=%s"
+            " AND type IN ('like', 'unlike')",
+            (int(user_id),),
+        )
+        doc = rows[0][0] if rows else None
+        return [Event(int(m), EventType(t)) for _, m, t in sorted(json.loads(doc))] if doc else []
 
     def events_page(self, user_id: int, limit: int, before: int | None) -> list[StoredEvent]:
         """Newest first, `before` a seq from the previous page (keyset pagination)."""

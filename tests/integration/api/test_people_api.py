@@ -28,8 +28,8 @@ Call = Callable[..., tuple[int, dict[str, str], Any]]
 @pytest.fixture
 def api(live: LiveRun, monkeypatch: pytest.MonkeyPatch) -> Call:
     """Call the API in development sign-in mode (what local use and the browser test run)."""
-    monkeypatch.setenv("AUTH_MODE", "dev")
-    monkeypatch.setenv("DEV_AUTH_SECRET", "test-secret-" + uuid.uuid4().hex)
+    monkeypatch.setenv("GRAPHREC_AUTH_MODE", "dev")
+    monkeypatch.setenv("GRAPHREC_DEV_AUTH_SECRET", "test-secret-" + uuid.uuid4().hex)
     clear_settings_cache()
     deps.reset_caches()
     handler = Mangum(create_app(), lifespan="off")
@@ -186,7 +186,7 @@ def test_writes_need_a_valid_sign_in(api: Call, live: LiveRun) -> None:
 
 
 def test_rate_limit_refuses_with_retry_after(api: Call, live: LiveRun, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EVENTS_PER_MINUTE", "5")
+    monkeypatch.setenv("GRAPHREC_EVENTS_PER_MINUTE", "5")
     clear_settings_cache()
     token, user_id = sign_in(api, "Hasty")
     assert post(api, token, *[event(int(m)) for m in live.run.movie_ids[:4]])[0] == 200
@@ -230,8 +230,8 @@ def test_forget_me_removes_events_and_profile(api: Call, live: LiveRun) -> None:
 
 
 def test_cognito_mode_reads_the_authorizer_claims(live: LiveRun, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AUTH_MODE", "cognito")
-    monkeypatch.setenv("COGNITO_CLIENT_ID", "web-client-id")
+    monkeypatch.setenv("GRAPHREC_AUTH_MODE", "cognito")
+    monkeypatch.setenv("GRAPHREC_COGNITO_CLIENT_ID", "web-client-id")
     clear_settings_cache()
     deps.reset_caches()
     handler = Mangum(create_app(), lifespan="off")
@@ -251,3 +251,19 @@ def test_cognito_mode_reads_the_authorizer_claims(live: LiveRun, monkeypatch: py
     assert dev[0] == 401  # development tokens mean nothing here
     assert call("POST", "/auth/dev/sign-in", None, body={"name": "x"})[0] == 404
     assert call("GET", "/auth/config", None)[2] == {"mode": "cognito", "hosted_ui_url": "", "client_id": "web-client-id"}
+
+
+def test_only_the_latest_events_are_folded_in_but_every_like_is_listed(
+    api: Call, live: LiveRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GRAPHREC_EVENTS_REALTIME_MAX", "3")
+    clear_settings_cache()
+    token, _ = sign_in(api, "Busy")
+    m = [int(x) for x in live.run.movie_ids[:6]]
+    post(api, token, event(m[0]), *[event(x, "watched") for x in m[1:6]])
+    _, _, me = api("GET", "/users/me", token=token)
+    assert me["liked"] == [m[0]]  # an old like still shows
+    _, _, recs = api("GET", "/users/me/recommendations", token=token)
+    # the answer reads only the latest three events (older ones reach the model through retraining);
+    # movies outside the window are not excluded either
+    assert ids(recs) == liked_answer(api, m[3:6])
