@@ -272,12 +272,12 @@ def test_built_events_export_writes_the_events_to_s3(built: Path, deployed_like:
     import boto3
 
     from shared.events_export import EventsReader
-    from shared.settings import Settings
 
     env = dict(deployed_like["env"])
     uri = f"s3://{deployed_like['bucket']}/events/events.csv"
-    reader = EventsReader.from_settings(
-        Settings(**{k.lower(): v for k, v in env.items() if k.lower() in Settings.model_fields})
+    database = next(v for k, v in env.items() if k.upper().endswith("MYSQL_DATABASE"))
+    reader = EventsReader(
+        {"host": MYSQL_HOST, "port": MYSQL_PORT, "user": MYSQL_USER, "password": MYSQL_PASSWORD, "database": database}
     )
     reader.ensure_schema()
     reader._execute(
