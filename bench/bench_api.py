@@ -93,10 +93,10 @@ def bench_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
-            "MYSQL_DATABASE": DB,
-            "MILVUS_URI": str(WORK / "milvus.db"),
-            "ARTIFACT_URI": str(WORK / "runs"),
-            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+            "GRAPHREC_MYSQL_DATABASE": DB,
+            "GRAPHREC_MILVUS_URI": str(WORK / "milvus.db"),
+            "GRAPHREC_ARTIFACT_URI": str(WORK / "runs"),
+            "GRAPHREC_LOG_LEVEL": os.environ.get("GRAPHREC_LOG_LEVEL", "INFO"),
             "PYTHONPATH": str(ROOT),
         }
     )
@@ -302,7 +302,7 @@ def cold_start(movie_ids: list[int], runs: int = 3) -> dict[str, Any]:
         t = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-c", COLD % json.dumps(movie_ids[:3])],
-            cwd=ROOT, env={**bench_env(), "LOG_LEVEL": "WARNING"}, capture_output=True, text=True, timeout=120,
+            cwd=ROOT, env={**bench_env(), "GRAPHREC_LOG_LEVEL": "WARNING"}, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         wall = time.perf_counter() - t
         if proc.returncode != 0:

@@ -70,9 +70,9 @@ def main() -> int:
         cur.execute(f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4")  # generated name
     try:
         with milvus_database(server_uri) as milvus_uri:
-            env = {"MILVUS_URI": milvus_uri, "MYSQL_HOST": s.mysql_host, "MYSQL_PORT": str(s.mysql_port),
-                   "MYSQL_USER": s.mysql_user, "MYSQL_PASSWORD": s.mysql_password.get_secret_value(),
-                   "MYSQL_DATABASE": db, "LOG_LEVEL": "WARNING"}  # fmt: skip
+            env = {"GRAPHREC_MILVUS_URI": milvus_uri, "GRAPHREC_MYSQL_HOST": s.mysql_host, "GRAPHREC_MYSQL_PORT": str(s.mysql_port),
+                   "GRAPHREC_MYSQL_USER": s.mysql_user, "GRAPHREC_MYSQL_PASSWORD": s.mysql_password.get_secret_value(),
+                   "GRAPHREC_MYSQL_DATABASE": db, "GRAPHREC_LOG_LEVEL": "WARNING"}  # fmt: skip
             run = make_run(str(work / "runs"), n_movies=3706, n_users=6040, dim=64, seed=3)
             loaded = subprocess.run([sys.executable, "-m", "handlers.loader", run.manifest_uri, "--no-progress"],
                                     cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True)  # fmt: skip

@@ -9,7 +9,8 @@ Set-up (all real, all on this machine):
 - a Milvus server: `milvus-lite server` in its own process (the loader and the API are separate processes);
 - two ML-1M-sized runs (3,706 movies x 64-d, 6,040 users, same data, different run ids);
 - the API: `uvicorn handlers.api:app` (1 worker) in a subprocess with the default settings
-  (MYSQL_READ_TIMEOUT 3 s, MILVUS_TIMEOUT 3 s, API_REQUEST_TIMEOUT 4 s, LIVE_RUN_CACHE_SECONDS 5 s);
+  (GRAPHREC_MYSQL_READ_TIMEOUT 3 s, GRAPHREC_MILVUS_TIMEOUT 3 s, GRAPHREC_API_REQUEST_TIMEOUT 4 s,
+  GRAPHREC_LIVE_RUN_CACHE_SECONDS 5 s);
 - N asyncio clients (default 64), each pacing itself so that together they offer `--rate` req/s: 55%
   POST /recommendations, 15% /movies/{id}/similar, 12% /users/{id}/recommendations, 12% /movies/{id},
   6% GET / - the last three routes differ in what they need: MySQL, MySQL, nothing.
@@ -43,7 +44,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 DB = "graphrec_bench_faults"
 WORK = ROOT / ".local" / "bench" / "faults"
-STORE_TIMEOUT = 3.0  # the default MYSQL_READ_TIMEOUT / MILVUS_TIMEOUT (shared/settings.py)
+STORE_TIMEOUT = 3.0  # the default GRAPHREC_MYSQL_READ_TIMEOUT / GRAPHREC_MILVUS_TIMEOUT (shared/settings.py)
 API_ENV: dict[str, str] = {}
 
 
@@ -111,19 +112,19 @@ def free_port() -> int:
 
 
 def env_for(milvus_uri: str, mysql_port: int | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MYSQL_", "MILVUS_", "API_", "LIVE_RUN"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAPHREC_", "MYSQL_", "MILVUS_", "API_", "LIVE_RUN"))}
     env.update(
         {
-            "MYSQL_DATABASE": DB,
-            "MYSQL_HOST": "127.0.0.1",
-            "MILVUS_URI": milvus_uri,
-            "ARTIFACT_URI": str(WORK / "runs"),
+            "GRAPHREC_MYSQL_DATABASE": DB,
+            "GRAPHREC_MYSQL_HOST": "127.0.0.1",
+            "GRAPHREC_MILVUS_URI": milvus_uri,
+            "GRAPHREC_ARTIFACT_URI": str(WORK / "runs"),
             "PYTHONPATH": str(ROOT),
-            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+            "GRAPHREC_LOG_LEVEL": os.environ.get("GRAPHREC_LOG_LEVEL", "INFO"),
         }
     )
     if mysql_port is not None:
-        env["MYSQL_PORT"] = str(mysql_port)
+        env["GRAPHREC_MYSQL_PORT"] = str(mysql_port)
         env.update(API_ENV)  # --api-env KEY=VALUE: settings for the API process only
     return env
 
@@ -322,7 +323,7 @@ def main() -> None:
         shutil.rmtree(WORK)
     (WORK / "runs").mkdir(parents=True)
     conn = pymysql.connect(
-        host="127.0.0.1", port=int(os.environ.get("MYSQL_PORT", "3306")), user="root", password=""
+        host="127.0.0.1", port=int(os.environ.get("GRAPHREC_MYSQL_PORT", "3306")), user="root", password=""
     )
     with conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{DB}`")
@@ -330,7 +331,7 @@ def main() -> None:
     conn.close()
     milvus, milvus_uri = start_milvus(WORK)
     api: subprocess.Popen[bytes] | None = None
-    proxy = ProxyProcess(f"127.0.0.1:{int(os.environ.get('MYSQL_PORT', '3306'))}")
+    proxy = ProxyProcess(f"127.0.0.1:{int(os.environ.get('GRAPHREC_MYSQL_PORT', '3306'))}")
     try:
         first = make_ml1m_like_run(WORK / "runs", seed=0)
         time.sleep(1.1)  # run ids sort by second

@@ -72,18 +72,15 @@ def bench(label: str, manifest: str, tmp: str, milvus_uri: str | None = None) ->
     from shared.vector_store import close_all_clients
 
     db = f"graphrec_bench_{uuid.uuid4().hex[:8]}"
-    conn_kwargs = {
-        "host": os.environ.get("MYSQL_HOST", "127.0.0.1"),
-        "port": int(os.environ.get("MYSQL_PORT", "3306")),
-        "user": os.environ.get("MYSQL_USER", "root"),
-        "password": os.environ.get("MYSQL_PASSWORD", ""),
-    }
+    clear_settings_cache()
+    s = get_settings()  # GRAPHREC_MYSQL_* of this shell (or their deprecated old names)
+    conn_kwargs = {"host": s.mysql_host, "port": s.mysql_port, "user": s.mysql_user,
+                   "password": s.mysql_password.get_secret_value()}  # fmt: skip
     admin = pymysql.connect(**conn_kwargs, autocommit=True)
     admin.cursor().execute(f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4")  # generated name
     backend = "Milvus server" if milvus_uri else "Milvus Lite"
-    os.environ.update(
-        {"MYSQL_DATABASE": db, "MILVUS_URI": milvus_uri or str(Path(tmp) / f"{db}.db"), "LOG_LEVEL": "WARNING"}
-    )
+    milvus = milvus_uri or str(Path(tmp) / f"{db}.db")
+    os.environ.update({"GRAPHREC_MYSQL_DATABASE": db, "GRAPHREC_MILVUS_URI": milvus, "GRAPHREC_LOG_LEVEL": "WARNING"})
     clear_settings_cache()
     loader.reset_stores()
     try:

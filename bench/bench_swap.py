@@ -4,7 +4,7 @@
 
 - Milvus: `milvus-lite server` on a free loopback port (a network server, as Milvus/Zilliz is on AWS).
 - MySQL: the local MariaDB, database `graphrec_swap` (recreated).
-- API: uvicorn serving handlers.api:app (one worker) with MILVUS_URI=http://127.0.0.1:<port>.
+- API: uvicorn serving handlers.api:app (one worker) with GRAPHREC_MILVUS_URI=http://127.0.0.1:<port>.
 - Load: N concurrent HTTP clients (asyncio + httpx), 70% POST /recommendations, the rest similar-movies,
   user recommendations and /health, for as long as the swaps take (bounded in time and count).
 - Loader: `python -m handlers.loader` in its own process per switch (as separate Lambda invocations), putting
@@ -12,7 +12,7 @@
 
 Passes when every request answered 200 and answers named only runs that were live; prints requests,
 errors, req/s, p50/p99, the run_ids seen in order, each switch's duration, and the load average.
-`--milvus-search` sets API_LOCAL_INDEX_MAX=0 so every search goes to the Milvus server (the path for
+`--milvus-search` sets GRAPHREC_API_LOCAL_INDEX_MAX=0 so every search goes to the Milvus server (the path for
 catalogues above 50,000 vectors); the default uses the API's in-memory exact index for this catalogue.
 """
 
@@ -139,16 +139,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         recreate_db()
         env = {
             **os.environ,
-            "MILVUS_URI": milvus_uri,
-            "MYSQL_DATABASE": DB,
-            "ARTIFACT_URI": str(work / "runs"),
-            "KEEP_RUNS": "2",
-            "LIVE_RUN_CACHE_SECONDS": "1",
-            "LOG_LEVEL": "WARNING",
+            "GRAPHREC_MILVUS_URI": milvus_uri,
+            "GRAPHREC_MYSQL_DATABASE": DB,
+            "GRAPHREC_ARTIFACT_URI": str(work / "runs"),
+            "GRAPHREC_KEEP_RUNS": "2",
+            "GRAPHREC_LIVE_RUN_CACHE_SECONDS": "1",
+            "GRAPHREC_LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(ROOT),
         }
         if args.milvus_search:
-            env["API_LOCAL_INDEX_MAX"] = "0"
+            env["GRAPHREC_API_LOCAL_INDEX_MAX"] = "0"
         t = time.perf_counter()
         runs = [make_run(str(work / "runs"), n_movies=n_movies, n_users=n_users, dim=dim, seed=i) for i in range(args.runs)]
         print(f"  {args.runs} runs of {n_movies} x {dim}-d, {n_users} users written in {time.perf_counter() - t:.1f} s")
@@ -237,7 +237,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "loadavg_before": round(load1_before, 2),
         "loadavg_after_1_5_15": [round(x, 2) for x in load1_after],
         "concurrency": args.concurrency,
-        "search": "milvus server" if args.milvus_search else "in-memory index (catalogue <= API_LOCAL_INDEX_MAX)",
+        "search": "milvus server" if args.milvus_search else "in-memory index (catalogue <= GRAPHREC_API_LOCAL_INDEX_MAX)",
         "catalogue": f"{n_movies} movies x {dim}-d, {n_users} users",
     }
 
@@ -248,7 +248,7 @@ def main() -> int:
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--settle", type=float, default=3.0, help="seconds of load before, between and after switches")
     p.add_argument("--max-seconds", type=float, default=300.0, help="stop switching after this long")
-    p.add_argument("--milvus-search", action="store_true", help="API_LOCAL_INDEX_MAX=0: search in the Milvus server")
+    p.add_argument("--milvus-search", action="store_true", help="GRAPHREC_API_LOCAL_INDEX_MAX=0: search in the Milvus server")
     p.add_argument("--small", action="store_true", help="400 movies, 300 users, 16-d (quick check)")
     args = p.parse_args()
     out = run(args)

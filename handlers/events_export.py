@@ -1,16 +1,16 @@
 """Events export Lambda (template.yaml: EventsExportFunction) and its command line.
 
-Writes every interaction event of the MySQL `events` table as one snapshot object at EVENTS_EXPORT_URI
-(default: `events/events.csv` beside ARTIFACT_URI), which the next training run merges with the base
+Writes every interaction event of the MySQL `events` table as one snapshot object at GRAPHREC_EVENTS_EXPORT_URI
+(default: `events/events.csv` beside GRAPHREC_ARTIFACT_URI), which the next training run merges with the base
 ratings (`--events-uri`). The format and why it is a full snapshot: shared/events_export.py.
 
 Triggers: an EventBridge schedule (daily by default) and on-demand invocation with any payload, e.g.
 `aws lambda invoke --function-name <EventsExportFunction> out.json`. An export is idempotent (the same
 events give the same file), so Lambda's retries of a failed attempt are harmless.
 
-Locally, with the MYSQL_* settings of the database the API writes to:
+Locally, with the GRAPHREC_MYSQL_* settings of the database the API writes to:
 
-    python -m handlers.events_export                       # -> EVENTS_EXPORT_URI
+    python -m handlers.events_export                       # -> GRAPHREC_EVENTS_EXPORT_URI
     python -m handlers.events_export --uri s3://bucket/events/events.csv
 """
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m handlers.events_export",
         description="Export every interaction event (MySQL `events`) as one CSV snapshot for training.",
     )
-    parser.add_argument("--uri", default=None, help="target file or s3:// object (default: EVENTS_EXPORT_URI)")
+    parser.add_argument("--uri", default=None, help="target file or s3:// object (default: GRAPHREC_EVENTS_EXPORT_URI)")
     parser.add_argument(
         "--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help="rows per SELECT (default: %(default)s)"
     )

@@ -15,7 +15,7 @@ retries of one request submit once and replay the stored answer; the determinist
 the key) is checked in Batch before submitting, which also covers a Lambda that died between SubmitJob and
 saving the idempotency record.
 
-Every setting, IDEMPOTENCY_TABLE, RETRAIN_IDEMPOTENCY_SECONDS and TRAINING_MAX_MINUTES included, comes from
+Every setting, GRAPHREC_IDEMPOTENCY_TABLE, GRAPHREC_RETRAIN_IDEMPOTENCY_SECONDS and GRAPHREC_TRAINING_MAX_MINUTES included, comes from
 ``shared.settings.Settings``.
 """
 
@@ -125,7 +125,7 @@ def job_name_for(key: str) -> str:
 
 def resolve_request(req: RetrainRequest) -> dict[str, str]:
     """Fill defaults from settings; the result becomes the Batch job's `parameters` (strings only).
-    `events_uri` (EVENTS_EXPORT_URI) is passed only when set; otherwise the job definition's default applies."""
+    `events_uri` (GRAPHREC_EVENTS_EXPORT_URI) is passed only when set; otherwise the job definition's default applies."""
     s = get_settings()
     epochs = req.epochs if req.epochs is not None else s.training_default_epochs
     max_minutes = req.max_minutes if req.max_minutes is not None else _max_minutes_default()

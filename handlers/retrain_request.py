@@ -76,7 +76,7 @@ def parse_body(event: APIGatewayProxyEventV2) -> RetrainRequest:
 
 def allowed_prefixes() -> dict[str, str]:
     """Where an HTTP caller may point the job: ratings under the configured data folder's parent
-    (DATA_URI s3://b/data/ml-1m -> s3://b/data), runs under the configured ARTIFACT_URI. Anything else
+    (GRAPHREC_DATA_URI s3://b/data/ml-1m -> s3://b/data), runs under the configured GRAPHREC_ARTIFACT_URI. Anything else
     would let a caller read or overwrite any bucket the job's role can reach."""
     s = get_settings()
     return {"data_uri": objectstore.parent(s.data_uri), "output_uri": s.artifact_uri.rstrip("/")}

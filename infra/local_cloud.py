@@ -211,25 +211,25 @@ def provision(
     only the retrain function cannot submit (it then answers 502 "could not reach AWS Batch")."""
     create_bucket(bucket)
     env: dict[str, str] = {
-        "ARTIFACT_URI": f"s3://{bucket}/runs",
-        "DATA_URI": f"s3://{bucket}/data/ml-1m",
-        "MYSQL_SECRET_ARN": create_secret("graphrec/mysql", mysql),
-        "IDEMPOTENCY_TABLE": create_idempotency_table(DEFAULT_TABLE),
-        "EVENTS_EXPORT_URI": f"s3://{bucket}/events/events.csv",
+        "GRAPHREC_ARTIFACT_URI": f"s3://{bucket}/runs",
+        "GRAPHREC_DATA_URI": f"s3://{bucket}/data/ml-1m",
+        "GRAPHREC_MYSQL_SECRET_ARN": create_secret("graphrec/mysql", mysql),
+        "GRAPHREC_IDEMPOTENCY_TABLE": create_idempotency_table(DEFAULT_TABLE),
+        "GRAPHREC_EVENTS_EXPORT_URI": f"s3://{bucket}/events/events.csv",
     }
     if milvus_token:
-        env["MILVUS_TOKEN_SECRET_ARN"] = create_secret("graphrec/milvus", {"token": milvus_token})
+        env["GRAPHREC_MILVUS_TOKEN_SECRET_ARN"] = create_secret("graphrec/milvus", {"token": milvus_token})
     try:
         arns = create_batch_resources(
-            data_uri=env["DATA_URI"], output_uri=env["ARTIFACT_URI"], events_uri=env["EVENTS_EXPORT_URI"]
+            data_uri=env["GRAPHREC_DATA_URI"], output_uri=env["GRAPHREC_ARTIFACT_URI"], events_uri=env["GRAPHREC_EVENTS_EXPORT_URI"]
         )
     except Exception as exc:  # botocore ClientError / EndpointConnectionError from an emulator without Batch
         if not batch_optional:
             raise
         print(f"# AWS Batch unavailable here ({type(exc).__name__}); retrain cannot submit", file=sys.stderr)
     else:
-        env["TRAINING_JOB_QUEUE"] = arns["job_queue"]
-        env["TRAINING_JOB_DEFINITION"] = arns["job_definition"]
+        env["GRAPHREC_TRAINING_JOB_QUEUE"] = arns["job_queue"]
+        env["GRAPHREC_TRAINING_JOB_DEFINITION"] = arns["job_definition"]
     if data is not None:
         n = upload_folder(data, bucket, "data/ml-1m")
         print(f"# uploaded {n} files from {data} to s3://{bucket}/data/ml-1m/", file=sys.stderr)
@@ -350,12 +350,15 @@ def main(argv: list[str] | None = None) -> int:
         "AWS_REGION": REGION,
     }
     os.environ.update(aws_env)
+    from shared.settings import Settings
+
+    s = Settings()  # GRAPHREC_MYSQL_* of this shell (or their deprecated old names)
     mysql = {
-        "host": os.environ.get("MYSQL_HOST", "127.0.0.1"),
-        "port": int(os.environ.get("MYSQL_PORT", "3306")),
-        "username": os.environ.get("MYSQL_USER", "root"),
-        "password": os.environ.get("MYSQL_PASSWORD", ""),
-        "dbname": os.environ.get("MYSQL_DATABASE", "graphrec"),
+        "host": s.mysql_host,
+        "port": s.mysql_port,
+        "username": s.mysql_user,
+        "password": s.mysql_password.get_secret_value(),
+        "dbname": s.mysql_database,
     }
     env = {
         **aws_env,

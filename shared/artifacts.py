@@ -90,7 +90,7 @@ def validate_run_id(run_id: str) -> str:
 
 # Milvus names, all derived here: one collection per run, and an alias naming the live one.
 COLLECTION_PREFIX = "movies_"
-LIVE_ALIAS = "movies_live"  # the default of Settings.milvus_alias (MILVUS_ALIAS)
+LIVE_ALIAS = "movies_live"  # the default of Settings.milvus_alias (GRAPHREC_MILVUS_ALIAS)
 
 
 def collection_name(run_id: str) -> str:

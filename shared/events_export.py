@@ -67,7 +67,7 @@ def metadata_uri(export_uri: str) -> str:
 
 
 def default_export_uri(artifact_uri: str) -> str:
-    """EVENTS_EXPORT_URI when unset: `events/events.csv` beside the runs folder (ARTIFACT_URI
+    """GRAPHREC_EVENTS_EXPORT_URI when unset: `events/events.csv` beside the runs folder (GRAPHREC_ARTIFACT_URI
     s3://b/runs -> s3://b/events/events.csv; .local/runs -> .local/events/events.csv). Not inside the runs
     prefix: the loader's trigger and read-only role cover runs/, the export is not a run."""
     return objectstore.join(objectstore.parent(artifact_uri.rstrip("/")), "events", EXPORT_FILE)
@@ -201,7 +201,7 @@ def export_events(
 def export_from_settings(
     settings: Settings, *, uri: str | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS
 ) -> ExportResult:
-    """Export with the configured database and EVENTS_EXPORT_URI (or `uri`)."""
+    """Export with the configured database and GRAPHREC_EVENTS_EXPORT_URI (or `uri`)."""
     reader = EventsReader.from_settings(settings)
     try:
         return export_events(reader, uri or export_uri_from(settings), chunk_rows=chunk_rows)

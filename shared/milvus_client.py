@@ -31,8 +31,9 @@ def import_pymilvus() -> Any:
     """Import pymilvus with MILVUS_URI hidden from it.
 
     pymilvus reads MILVUS_URI at import time to configure its legacy ORM default connection and fails
-    when it is a Milvus Lite file path (which is exactly how our settings use that variable). We read our
-    own settings, so pymilvus must not see it; every pymilvus import in this project goes through here.
+    when it is a Milvus Lite file path. Our setting is GRAPHREC_MILVUS_URI, but MILVUS_URI is its old name,
+    still honoured (deprecated) for stacks and shells that set it, and then it is a Lite path as often as
+    not; pymilvus must not see it. Every pymilvus import in this project goes through here.
     """
     import sys
 

@@ -2,18 +2,19 @@
 
 Read through the cached `get_settings()` rather than at import time, so tests (and Lambda) can set the
 environment first. Secrets (MySQL password, Milvus token) may come from AWS Secrets Manager when
-`MYSQL_SECRET_ARN` / `MILVUS_TOKEN_SECRET_ARN` are set; they are fetched once per container.
+`GRAPHREC_MYSQL_SECRET_ARN` / `GRAPHREC_MILVUS_TOKEN_SECRET_ARN` are set; they are fetched once per container.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.artifacts import LIVE_ALIAS
 from shared.errors import StoreUnavailable
@@ -23,10 +24,35 @@ LOCAL_DIR = Path(".local")
 RDS_CA_BUNDLE = Path(__file__).resolve().parent / "certs" / "rds-ca-bundle.pem"
 
 
-class Settings(BaseSettings):
-    """Environment variables (names are the upper-case field names, no prefix)."""
+# Every setting's variable is GRAPHREC_ + its upper-case field name (GRAPHREC_MILVUS_URI), so none collides with a
+# variable another library reads (pymilvus reads MILVUS_URI itself). The exception: a field with a
+# `validation_alias` keeps that standard name, because other software reads the same variable
+# (AWS_ENDPOINT_URL: boto3, POWERTOOLS_SERVICE_NAME: Powertools, AWS_LAMBDA_FUNCTION_NAME: set by Lambda).
+ENV_PREFIX = "GRAPHREC_"
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+class Settings(BaseSettings):
+    """Environment variables: GRAPHREC_<FIELD NAME>, or the field's `validation_alias` (a standard name).
+
+    The names before the prefix (MILVUS_URI, ...) still work, with a deprecation warning logged once per name;
+    when both are set the GRAPHREC_ one wins (see RenamedVariables).
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=None, extra="ignore", case_sensitive=False, populate_by_name=True
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Earlier sources win: the GRAPHREC_ names over the old ones.
+        return init_settings, env_settings, RenamedVariables(settings_cls), dotenv_settings, file_secret_settings
 
     # --- object storage -------------------------------------------------------------------
     artifact_uri: str = Field(
@@ -50,7 +76,7 @@ class Settings(BaseSettings):
         description="Milvus/Zilliz token (user:password or API key). Local use; deployed stacks use the secret.",
     )
     milvus_token_secret_arn: str | None = Field(
-        default=None, description='Secrets Manager ARN of {"token": "..."}; wins over MILVUS_TOKEN.'
+        default=None, description='Secrets Manager ARN of {"token": "..."}; wins over GRAPHREC_MILVUS_TOKEN.'
     )
     milvus_alias: str = Field(default=LIVE_ALIAS, description="Milvus alias that names the live run's collection (switched atomically on load).")
     milvus_timeout: float = Field(
@@ -78,7 +104,7 @@ class Settings(BaseSettings):
         default="PREFERRED",
         description="TLS to MySQL, as the mysql client's --ssl-mode: DISABLED, PREFERRED (TLS when offered), REQUIRED "
         "(TLS, certificate not checked), VERIFY_CA, VERIFY_IDENTITY (certificate and host name checked against "
-        "MYSQL_SSL_CA).",
+        "GRAPHREC_MYSQL_SSL_CA).",
     )
     mysql_ssl_ca: str | None = Field(
         default=None,
@@ -149,7 +175,7 @@ class Settings(BaseSettings):
     api_store_threads: int = Field(default=64, gt=0, description="Worker threads for blocking store calls.")
     api_mysql_connections: int = Field(
         default=8, gt=0, description="MySQL connections per API process; a call that finds all busy waits at most "
-        "MYSQL_READ_TIMEOUT.",
+        "GRAPHREC_MYSQL_READ_TIMEOUT.",
     )
     api_local_index_max: int = Field(
         default=50_000,
@@ -186,7 +212,7 @@ class Settings(BaseSettings):
     aws_lambda_function_name: str | None = Field(
         default=None,
         validation_alias="AWS_LAMBDA_FUNCTION_NAME",
-        description="Set by Lambda itself; used only to refuse AUTH_MODE=dev inside Lambda.",
+        description="Set by Lambda itself; used only to refuse GRAPHREC_AUTH_MODE=dev inside Lambda.",
     )
 
     # --- retraining -------------------------------------------------------------------------
@@ -219,7 +245,7 @@ class Settings(BaseSettings):
     events_export_uri: str = Field(
         default="",
         description="Where the events export writes its snapshot of every interaction event (CSV, overwritten "
-        "whole; local file or s3:// object; unset = `events/events.csv` beside ARTIFACT_URI). When set, retrain "
+        "whole; local file or s3:// object; unset = `events/events.csv` beside GRAPHREC_ARTIFACT_URI). When set, retrain "
         "jobs are given it as `--events-uri`, so training merges the events with the base ratings "
         "(docs/events.md).",
     )
@@ -244,22 +270,28 @@ class Settings(BaseSettings):
     # --- logging and AWS --------------------------------------------------------------------
     log_level: str = Field(default="INFO", description="Level of the JSON logs (DEBUG, INFO, WARNING, ERROR).")
     service_name: str = Field(default="graphrec", description="Value of the `service` tag on submitted Batch jobs.")
+    # Standard names (validation_alias, no prefix): Powertools and boto3 read these variables themselves.
     powertools_service_name: str = Field(
-        default="graphrec", description="`service` field of every JSON log line (Powertools Logger)."
+        default="graphrec",
+        validation_alias="POWERTOOLS_SERVICE_NAME",
+        description="`service` field of every JSON log line (Powertools Logger).",
     )
     aws_endpoint_url: str | None = Field(
         default=None,
+        validation_alias="AWS_ENDPOINT_URL",
         description="Send AWS calls to this endpoint (moto, LocalStack); boto3 honours it for every service.",
     )
     aws_endpoint_url_s3: str | None = Field(
-        default=None, description="Endpoint for S3 only (run folders, training data); overrides AWS_ENDPOINT_URL."
+        default=None,
+        validation_alias="AWS_ENDPOINT_URL_S3",
+        description="Endpoint for S3 only (run folders, training data); overrides AWS_ENDPOINT_URL.",
     )
 
     @model_validator(mode="after")
     def _no_dev_sign_in_in_lambda(self) -> Settings:
         if self.auth_mode == "dev" and self.aws_lambda_function_name:
             raise ValueError(
-                "AUTH_MODE=dev (development sign-in) cannot be enabled inside AWS Lambda "
+                "GRAPHREC_AUTH_MODE=dev (development sign-in) cannot be enabled inside AWS Lambda "
                 f"(function {self.aws_lambda_function_name}); deployed stacks sign in with Cognito."
             )
         return self
@@ -287,7 +319,7 @@ class Settings(BaseSettings):
             return {"ssl": ctx}
         ca = self.mysql_ssl_ca or str(RDS_CA_BUNDLE)
         if not Path(ca).is_file():
-            raise ValueError(f"MYSQL_SSL_CA {ca} is not a file")
+            raise ValueError(f"GRAPHREC_MYSQL_SSL_CA {ca} is not a file")
         ctx = ssl.create_default_context(cafile=ca)
         ctx.check_hostname = mode == "VERIFY_IDENTITY"
         return {"ssl": ctx}
@@ -318,6 +350,55 @@ class Settings(BaseSettings):
             secret = _fetch_secret_json(self.milvus_token_secret_arn)
             return str(secret.get("token") or secret.get("milvus_token") or "") or None
         return self.milvus_token.get_secret_value() if self.milvus_token else None
+
+
+def env_var(field: str, settings_cls: type[BaseSettings] = Settings) -> str:
+    """The environment variable of a Settings field: its standard name, or GRAPHREC_<FIELD>."""
+    alias = settings_cls.model_fields[field].validation_alias
+    return alias if isinstance(alias, str) else ENV_PREFIX + field.upper()
+
+
+def renamed_variables(settings_cls: type[BaseSettings] = Settings) -> dict[str, str]:
+    """Old (unprefixed) name -> GRAPHREC_ name, for every field that has a GRAPHREC_ name."""
+    fields = settings_cls.model_fields
+    return {name.upper(): env_var(name, settings_cls) for name, f in fields.items() if f.validation_alias is None}
+
+
+_warned: set[str] = set()
+
+
+class RenamedVariables(EnvSettingsSource):
+    """The settings' names from before the GRAPHREC_ prefix (MILVUS_URI, ...), still read because deployed
+    stacks and shells set them: parsed exactly as the GRAPHREC_ ones, used only for a field whose GRAPHREC_
+    variable is not set, and each logged once per process as deprecated. Generic over the fields, so a field
+    added later gets its GRAPHREC_ name and this fallback without listing it anywhere."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls, env_prefix="", case_sensitive=False)
+
+    def __call__(self) -> dict[str, Any]:
+        renamed = renamed_variables(self.settings_cls)
+        present = {k.upper() for k in os.environ}
+        values = {
+            name: value
+            for name, value in super().__call__().items()
+            if name.upper() in renamed and renamed[name.upper()] not in present
+        }
+        stale = sorted(old for old, new in renamed.items() if old in present and old not in _warned)
+        _warned.update(stale)  # before logging: making the logger reads Settings again
+        if stale:
+            from shared.log import get_logger
+
+            logger = get_logger(__name__)
+            for old in stale:
+                new = renamed[old]
+                if new in present:
+                    logger.warning(f"{old} is ignored: {new} is set", extra={"variable": old, "renamed_to": new})
+                else:
+                    logger.warning(
+                        f"{old} is deprecated: rename it {new}", extra={"variable": old, "renamed_to": new}
+                    )
+        return values
 
 
 # Secrets Manager calls get short timeouts: boto3's defaults (60 s connect, 60 s read, retried) are longer

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.settings import clear_settings_cache
+from shared.settings import ENV_PREFIX, clear_settings_cache, renamed_variables
 from tests.tls_mariadb import tls_database, tls_mariadb  # noqa: F401 - fixtures: one TLS MariaDB per session
 
 MYSQL_HOST = os.environ.get("TEST_MYSQL_HOST", "127.0.0.1")
@@ -36,16 +36,17 @@ MILVUS_BACKENDS = tuple(b for b in os.environ.get("TEST_MILVUS_BACKENDS", "lite,
 @pytest.fixture(autouse=True)
 def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """Every test starts from default settings pointing at its own temp folder, never at .local/."""
+    old_names = set(renamed_variables())  # a shell's pre-GRAPHREC_ leftovers must not reach a test either
     for key in list(os.environ):
-        if key.startswith(("MILVUS_", "MYSQL_", "ARTIFACT_", "DATA_URI", "TRAINING_")):
+        if key.upper().startswith(ENV_PREFIX) or key.upper() in old_names:
             monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("ARTIFACT_URI", str(tmp_path / "runs"))
-    monkeypatch.setenv("MILVUS_URI", str(tmp_path / "milvus.db"))
-    monkeypatch.setenv("MYSQL_HOST", MYSQL_HOST)
-    monkeypatch.setenv("MYSQL_PORT", str(MYSQL_PORT))
-    monkeypatch.setenv("MYSQL_USER", MYSQL_USER)
-    monkeypatch.setenv("MYSQL_PASSWORD", MYSQL_PASSWORD)
-    monkeypatch.setenv("MYSQL_DATABASE", "graphrec_unset_use_mysql_settings_fixture")
+    monkeypatch.setenv("GRAPHREC_ARTIFACT_URI", str(tmp_path / "runs"))
+    monkeypatch.setenv("GRAPHREC_MILVUS_URI", str(tmp_path / "milvus.db"))
+    monkeypatch.setenv("GRAPHREC_MYSQL_HOST", MYSQL_HOST)
+    monkeypatch.setenv("GRAPHREC_MYSQL_PORT", str(MYSQL_PORT))
+    monkeypatch.setenv("GRAPHREC_MYSQL_USER", MYSQL_USER)
+    monkeypatch.setenv("GRAPHREC_MYSQL_PASSWORD", MYSQL_PASSWORD)
+    monkeypatch.setenv("GRAPHREC_MYSQL_DATABASE", "graphrec_unset_use_mysql_settings_fixture")
     clear_settings_cache()
     yield
     clear_settings_cache()
@@ -58,7 +59,7 @@ def milvus_uri(tmp_path: Path) -> str:
 
 @pytest.fixture
 def mysql_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A fresh, empty MariaDB database for one test; dropped afterwards. Sets MYSQL_DATABASE."""
+    """A fresh, empty MariaDB database for one test; dropped afterwards. Sets GRAPHREC_MYSQL_DATABASE."""
     import pymysql
 
     name = f"graphrec_test_{uuid.uuid4().hex[:10]}"
@@ -67,7 +68,7 @@ def mysql_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         with conn.cursor() as cur:
             cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")  # name is generated, not input
         conn.commit()
-        monkeypatch.setenv("MYSQL_DATABASE", name)
+        monkeypatch.setenv("GRAPHREC_MYSQL_DATABASE", name)
         clear_settings_cache()
         yield name
     finally:
@@ -224,7 +225,7 @@ def milvus_database(server_uri: str) -> Iterator[str]:
 
 
 def milvus_backend_uri(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> Iterator[str]:
-    """MILVUS_URI for one backend: a Lite file under tmp_path, or a fresh database on the server."""
+    """GRAPHREC_MILVUS_URI for one backend: a Lite file under tmp_path, or a fresh database on the server."""
     if backend == "lite":
         yield str(tmp_path / "milvus.db")
     elif backend == "server":

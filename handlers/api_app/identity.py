@@ -1,12 +1,12 @@
 """Who is calling: a signed-in person's subject from a Cognito JWT (deployed) or a development token (local).
 
-Deployed (`AUTH_MODE=cognito`): API Gateway's JWT authorizer has already checked the token's signature,
+Deployed (`GRAPHREC_AUTH_MODE=cognito`): API Gateway's JWT authorizer has already checked the token's signature,
 issuer, audience and expiry on the routes that need a person (template.yaml); the API reads the verified
 claims Mangum passes along in `scope["aws.event"]`. A client cannot forge them: they come from API Gateway,
 not from the request. A request without them on such a route is a 401.
 
-Local (`AUTH_MODE=dev`): POST /auth/dev/sign-in hands out `dev.<payload>.<hmac>` tokens signed with
-DEV_AUTH_SECRET (or a random per-process key). Settings refuses dev mode inside Lambda, so a deployed stack
+Local (`GRAPHREC_AUTH_MODE=dev`): POST /auth/dev/sign-in hands out `dev.<payload>.<hmac>` tokens signed with
+GRAPHREC_DEV_AUTH_SECRET (or a random per-process key). Settings refuses dev mode inside Lambda, so a deployed stack
 cannot be switched to it. Why hand-rolled HMAC instead of a JWT library: nothing but this process ever reads
 these tokens, and the API package stays free of another dependency; the comparison is constant-time.
 """

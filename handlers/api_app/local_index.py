@@ -4,7 +4,7 @@ Why: a run is immutable once live, and a MovieLens-sized catalogue (3,706 x 64 f
 searched exactly by one matrix-vector product in ~0.1 ms, against ~7-10 ms per round trip to Milvus Lite
 on 2 busy cores. Results are identical to Milvus' FLAT/IP index (exact inner product over unit vectors).
 Milvus stays the system of record: the copy is fetched from it (and the metadata from MySQL) once per run
-per container, and catalogues larger than API_LOCAL_INDEX_MAX vectors (default 50,000; 0 disables) are
+per container, and catalogues larger than GRAPHREC_API_LOCAL_INDEX_MAX vectors (default 50,000; 0 disables) are
 searched in Milvus as before (HNSW on a server). The copy is replaced when the live run changes.
 """
 

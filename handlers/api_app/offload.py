@@ -3,9 +3,9 @@
 Why: pymysql and pymilvus block. Run on the event loop, one call waiting on a hung MySQL froze every other
 request in the process, even `/` and the static files (issue 10). Every route therefore does its store
 work through `run_blocking`, which runs it in a worker thread and waits at most until the request's
-deadline (`API_REQUEST_TIMEOUT`, set by RequestIdMiddleware). A thread that is still blocked then is
-abandoned - its store call ends by itself within the store's own timeout (MYSQL_READ_TIMEOUT,
-MILVUS_TIMEOUT) - and the caller gets a JSON 503 with Retry-After straight away.
+deadline (`GRAPHREC_API_REQUEST_TIMEOUT`, set by RequestIdMiddleware). A thread that is still blocked then is
+abandoned - its store call ends by itself within the store's own timeout (GRAPHREC_MYSQL_READ_TIMEOUT,
+GRAPHREC_MILVUS_TIMEOUT) - and the caller gets a JSON 503 with Retry-After straight away.
 """
 
 from __future__ import annotations

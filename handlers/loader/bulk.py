@@ -22,7 +22,7 @@ def bulk_staging_uri(vectors: VectorStore, n_vectors: int, settings: Settings | 
     """Where to stage files for Milvus bulk import, or None for row inserts.
 
     Bulk import is used only against a Milvus/Zilliz server (Lite has no import service), for runs of at
-    least MILVUS_BULK_MIN_ROWS vectors (default 200,000), and when MILVUS_BULK_STAGING_URI names a prefix in
+    least GRAPHREC_MILVUS_BULK_MIN_ROWS vectors (default 200,000), and when GRAPHREC_MILVUS_BULK_STAGING_URI names a prefix in
     the bucket the Milvus server reads from (s3://milvus-bucket/graphrec-import).
     """
     settings = settings or get_settings()

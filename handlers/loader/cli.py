@@ -66,24 +66,25 @@ def build_parser() -> argparse.ArgumentParser:
             "examples:\n"
             "  python -m handlers.loader s3://bucket/runs/20261123T091500Z_1a2b3c4d/manifest.json\n"
             "  python -m handlers.loader .local/runs/20261123T091500Z_1a2b3c4d   # a run folder works too\n"
-            "  python -m handlers.loader --latest        # newest run under ARTIFACT_URI\n"
+            "  python -m handlers.loader --latest        # newest run under GRAPHREC_ARTIFACT_URI\n"
             "  python -m handlers.loader --list          # runs, their status and counts\n"
             "  python -m handlers.loader --rollback      # back to the most recent complete retired run\n"
-            "\nstores come from the environment: MILVUS_URI/MILVUS_TOKEN, MYSQL_* or MYSQL_SECRET_ARN "
-            "(see shared/settings.py); KEEP_RUNS retired runs are kept for rollback, LOAD_BATCH_SIZE rows per batch."
+            "\nstores come from the environment: GRAPHREC_MILVUS_URI/GRAPHREC_MILVUS_TOKEN, GRAPHREC_MYSQL_* or\n"
+            "GRAPHREC_MYSQL_SECRET_ARN (docs/configuration.md); GRAPHREC_KEEP_RUNS retired runs are kept for\n"
+            "rollback, GRAPHREC_LOAD_BATCH_SIZE rows per batch."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("manifest_uri", nargs="?", help="manifest.json (or run folder) path or s3:// URI")
-    g.add_argument("--latest", action="store_true", help="load the newest run under ARTIFACT_URI")
+    g.add_argument("--latest", action="store_true", help="load the newest run under GRAPHREC_ARTIFACT_URI")
     g.add_argument("--list", action="store_true", help="list runs (newest first) and exit")
     g.add_argument("--rollback", action="store_true", help="make the previous complete run live again")
     p.add_argument("--to", metavar="RUN_ID", help="with --rollback: the run to make live (re-ingested if pruned)")
     p.add_argument(
         "--force",
         action="store_true",
-        help="load even when the run has under LOADER_MIN_SIZE_RATIO (default 50%%) of the live run's "
+        help="load even when the run has under GRAPHREC_LOADER_MIN_SIZE_RATIO (default 50%%) of the live run's "
         "movies, vectors or users",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")

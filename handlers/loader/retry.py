@@ -20,7 +20,7 @@ class RetryPolicy:
     """Exponential backoff for transient store errors (StoreUnavailable): base, 2*base, 4*base ... <= cap."""
 
     attempts: int = 5
-    base_seconds: float | None = None  # None: Settings.loader_retry_base_seconds (LOADER_RETRY_BASE_SECONDS)
+    base_seconds: float | None = None  # None: Settings.loader_retry_base_seconds (GRAPHREC_LOADER_RETRY_BASE_SECONDS)
     cap_seconds: float = 8.0
 
     def call(self, what: str, fn: Callable[[], T]) -> T:

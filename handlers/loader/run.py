@@ -56,7 +56,7 @@ def load_run(
 ) -> LoadResult:
     """Validate, load, verify and switch one run. Never raises for a bad run: returns outcome 'failed'.
 
-    force: load even when the run is drastically smaller than the live one (LOADER_MIN_SIZE_RATIO).
+    force: load even when the run is drastically smaller than the live one (GRAPHREC_LOADER_MIN_SIZE_RATIO).
     reload: a *retired* run is made live again, re-ingested from its folder when its data was pruned or
     is incomplete (the CLI's default; an S3 event for a retired run stays a no-op, so a late duplicate
     event can never switch production back to an old run).

@@ -1,6 +1,6 @@
 """Signed-in people on the demo page, in real headless Chromium over the real app (uvicorn, MariaDB, Milvus).
 
-The app runs with development sign-in (AUTH_MODE=dev). A person signs in, likes three movies, reloads: the
+The app runs with development sign-in (GRAPHREC_AUTH_MODE=dev). A person signs in, likes three movies, reloads: the
 likes and the recommendations are still there, and the recommendations are exactly what
 GET /users/me/recommendations answers for the same token. Unliking one changes the list, and it stays gone
 after another reload. The detail view shows a placeholder poster when nothing is known about the movie, a

@@ -22,7 +22,7 @@ from shared.lambda_context import LocalLambdaContext
 from shared.settings import Settings
 from tests.helpers.factories import FakeRun, make_run
 
-MYSQL_ENV = ("MYSQL_HOST", "MYSQL_PORT", "MYSQL_USER", "MYSQL_PASSWORD")
+MYSQL_ENV = ("GRAPHREC_MYSQL_HOST", "GRAPHREC_MYSQL_PORT", "GRAPHREC_MYSQL_USER", "GRAPHREC_MYSQL_PASSWORD")
 
 
 @dataclass
@@ -174,7 +174,7 @@ def uvicorn_in_thread(app: Any) -> Iterator[str]:
 
 @contextmanager
 def live_in_stores(stores: dict[str, str], **run_kwargs: Any) -> Iterator[LiveRun]:
-    """A make_run(**run_kwargs) run put live in `stores` (env vars MYSQL_DATABASE, MILVUS_URI, ARTIFACT_URI),
+    """A make_run(**run_kwargs) run put live in `stores` (env vars GRAPHREC_MYSQL_DATABASE, GRAPHREC_MILVUS_URI, GRAPHREC_ARTIFACT_URI),
     with the environment pointing at them while the context lasts (module-scoped fixtures use this)."""
     import pytest
 
@@ -185,7 +185,7 @@ def live_in_stores(stores: dict[str, str], **run_kwargs: Any) -> Iterator[LiveRu
         mp.setenv(key, value)
     clear_settings_cache()
     try:
-        yield load_live(get_settings(), make_run(stores["ARTIFACT_URI"], **run_kwargs))
+        yield load_live(get_settings(), make_run(stores["GRAPHREC_ARTIFACT_URI"], **run_kwargs))
     finally:
         mp.undo()
         clear_settings_cache()

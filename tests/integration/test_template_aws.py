@@ -62,7 +62,7 @@ def test_http_api_cors_is_a_full_cors_configuration(stack: dict[str, Any]) -> No
     assert stack["Parameters"]["CorsOrigins"]["Type"] == "CommaDelimitedList"
     # the app gets the same origins as a comma-separated string
     env = functions(parameters={"CorsOrigins": "https://a.example,https://b.example"})["ApiFunction"].environment
-    assert env["CORS_ORIGINS"] == "https://a.example,https://b.example"
+    assert env["GRAPHREC_CORS_ORIGINS"] == "https://a.example,https://b.example"
 
 
 def test_a_split_origin_list_would_have_lost_the_cors_block(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -84,7 +84,7 @@ def test_functions_connect_to_mysql_with_verified_tls(stack: dict[str, Any]) -> 
 
     for name in ("ApiFunction", "LoaderFunction"):
         env = stack["Resources"][name]["Properties"]["Environment"]["Variables"]
-        assert env["MYSQL_SSL_MODE"] == {"Ref": "MysqlSslMode"}
+        assert env["GRAPHREC_MYSQL_SSL_MODE"] == {"Ref": "MysqlSslMode"}
     assert stack["Parameters"]["MysqlSslMode"]["Default"] == "VERIFY_IDENTITY"
     assert "DISABLED" not in stack["Parameters"]["MysqlSslMode"]["AllowedValues"]
     tls = Settings(mysql_ssl_mode="VERIFY_IDENTITY").mysql_tls()["ssl"]
@@ -153,11 +153,11 @@ def test_bucket_is_retained_except_when_its_creation_rolls_back(stack: dict[str,
 
 
 def test_milvus_collections_fit_a_zilliz_free_cluster_by_default(stack: dict[str, Any]) -> None:
-    """Collections in use = live + loading + KEEP_RUNS retired; a Zilliz Cloud free cluster allows 5."""
+    """Collections in use = live + loading + GRAPHREC_KEEP_RUNS retired; a Zilliz Cloud free cluster allows 5."""
     keep = int(stack["Parameters"]["KeepRuns"]["Default"])
     assert keep + 2 < 5  # one spare: a partial collection kept for a retry after a transient failure
     env = stack["Resources"]["LoaderFunction"]["Properties"]["Environment"]["Variables"]
-    assert env["KEEP_RUNS"] == {"Ref": "KeepRuns"}
+    assert env["GRAPHREC_KEEP_RUNS"] == {"Ref": "KeepRuns"}
 
 
 PERSON_ROUTES = {
@@ -189,4 +189,4 @@ def test_person_routes_need_a_cognito_token_checked_by_api_gateway(stack: dict[s
     (client,) = _of_type(stack, "AWS::Cognito::UserPoolClient").values()
     assert client["Properties"]["GenerateSecret"] is False
     env = stack["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
-    assert next(v for k, v in env.items() if k.endswith("AUTH_MODE")) == "cognito"
+    assert next(v for k, v in env.items() if k.endswith("GRAPHREC_AUTH_MODE")) == "cognito"

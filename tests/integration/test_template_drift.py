@@ -18,12 +18,13 @@ import pytest
 from infra import stage_lambdas
 from infra.local_cloud import create_batch_resources  # noqa: F401 - imported to prove it stays importable
 from infra.sam_template import REPO_ROOT, functions, http_routes, load_template
-from shared.settings import Settings
+from shared.settings import Settings, env_var
 
 EVENTS = REPO_ROOT / "events"
 
 # Environment variables a function may set that are not Settings fields, with who reads them (none today:
-# IDEMPOTENCY_TABLE, RETRAIN_IDEMPOTENCY_SECONDS, TRAINING_MAX_MINUTES, POWERTOOLS_SERVICE_NAME are Settings).
+# GRAPHREC_IDEMPOTENCY_TABLE, GRAPHREC_RETRAIN_IDEMPOTENCY_SECONDS, GRAPHREC_TRAINING_MAX_MINUTES,
+# POWERTOOLS_SERVICE_NAME are Settings).
 DOCUMENTED_EXTRAS: dict[str, str] = {}
 # Served locally only. Development sign-in is not even routed by API Gateway (and refused inside Lambda).
 FASTAPI_ROUTES_NOT_EXPOSED = {"/docs/oauth2-redirect", "/redoc", "/auth/dev/sign-in"}
@@ -36,7 +37,7 @@ def _norm(path: str) -> str:
 def test_every_function_environment_variable_is_a_setting_or_documented_extra() -> None:
     from handlers import retrain
 
-    fields = {name.upper() for name in Settings.model_fields}
+    fields = {env_var(name) for name in Settings.model_fields}  # GRAPHREC_* (or a standard name): no old names
     assert set(retrain.EXTRA_ENV_VARS) <= set(DOCUMENTED_EXTRAS)
     for fn in functions().values():
         unknown = sorted(set(fn.environment) - fields - set(DOCUMENTED_EXTRAS))
@@ -47,25 +48,37 @@ def test_functions_get_the_settings_they_need() -> None:
     fns = functions()
     for name in ("ApiFunction", "LoaderFunction"):
         env = fns[name].environment
-        assert {"MILVUS_URI", "MYSQL_SECRET_ARN", "MYSQL_HOST", "MYSQL_DATABASE", "MILVUS_ALIAS"} <= set(env)
-    assert "ARTIFACT_URI" in fns["LoaderFunction"].environment
+        assert {
+            "GRAPHREC_MILVUS_URI",
+            "GRAPHREC_MYSQL_SECRET_ARN",
+            "GRAPHREC_MYSQL_HOST",
+            "GRAPHREC_MYSQL_DATABASE",
+            "GRAPHREC_MILVUS_ALIAS",
+        } <= set(env)
+    assert "GRAPHREC_ARTIFACT_URI" in fns["LoaderFunction"].environment
     retrain_env = fns["RetrainFunction"].environment
     assert {
-        "TRAINING_JOB_QUEUE",
-        "TRAINING_JOB_DEFINITION",
-        "IDEMPOTENCY_TABLE",
-        "DATA_URI",
-        "ARTIFACT_URI",
-        "EVENTS_EXPORT_URI",
+        "GRAPHREC_TRAINING_JOB_QUEUE",
+        "GRAPHREC_TRAINING_JOB_DEFINITION",
+        "GRAPHREC_IDEMPOTENCY_TABLE",
+        "GRAPHREC_DATA_URI",
+        "GRAPHREC_ARTIFACT_URI",
+        "GRAPHREC_EVENTS_EXPORT_URI",
     } <= set(retrain_env)
     # the export writes where retraining reads, in the bucket's events/ prefix (not runs/: not a run)
     export_env = fns["EventsExportFunction"].environment
-    assert {"MYSQL_SECRET_ARN", "MYSQL_HOST", "MYSQL_DATABASE", "MYSQL_SSL_MODE"} <= set(export_env)
-    assert export_env["EVENTS_EXPORT_URI"] == retrain_env["EVENTS_EXPORT_URI"]
-    assert export_env["EVENTS_EXPORT_URI"].endswith("/events/events.csv")
+    assert {
+        "GRAPHREC_MYSQL_SECRET_ARN",
+        "GRAPHREC_MYSQL_HOST",
+        "GRAPHREC_MYSQL_DATABASE",
+        "GRAPHREC_MYSQL_SSL_MODE",
+    } <= set(export_env)
+    assert export_env["GRAPHREC_EVENTS_EXPORT_URI"] == retrain_env["GRAPHREC_EVENTS_EXPORT_URI"]
+    assert export_env["GRAPHREC_EVENTS_EXPORT_URI"].endswith("/events/events.csv")
     # the values parse as Settings would parse them
+    field_of = {env_var(name): name for name in Settings.model_fields}
     for fn in fns.values():
-        Settings(**{k.lower(): v for k, v in fn.environment.items() if k.lower() in Settings.model_fields})
+        Settings(**{field_of[k]: v for k, v in fn.environment.items() if k in field_of})
 
 
 def test_code_uris_are_staged_packages_without_training_dependencies() -> None:
@@ -125,7 +138,7 @@ def test_handler_imports_from_its_own_staged_package(logical_id: str, tmp_path: 
     fn = functions()[logical_id]
     pkg = stage_lambdas.package_for(fn.code_uri)
     staged = stage_lambdas.stage(pkg, dest_root=tmp_path)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MYSQL_", "MILVUS_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GRAPHREC_", "MYSQL_", "MILVUS_"))}
     env.update(fn.environment)
     env.update({"PYTHONPATH": str(staged), "AWS_DEFAULT_REGION": "us-east-1", "DGLBACKEND": "pytorch"})
     proc = subprocess.run(
@@ -231,12 +244,12 @@ def test_training_job_definition_matches_the_training_cli() -> None:
                 mp.setenv(key, value)
             clear_settings_cache()
             passed = set(resolve_request(RetrainRequest()))
-            mp.delenv("EVENTS_EXPORT_URI")
+            mp.delenv("GRAPHREC_EVENTS_EXPORT_URI")
             clear_settings_cache()
             without_export = set(resolve_request(RetrainRequest()))
     finally:
         clear_settings_cache()
-    assert passed - without_export == {"events_uri"}  # passed only when EVENTS_EXPORT_URI is set
+    assert passed - without_export == {"events_uri"}  # passed only when GRAPHREC_EVENTS_EXPORT_URI is set
 
     jd = load_template()["Resources"]["TrainingJobDefinition"]["Properties"]
     command = jd["ContainerProperties"]["Command"]

@@ -47,9 +47,9 @@ def test_loader_is_triggered_by_manifests_in_the_artifact_prefix() -> None:
     assert event["Properties"]["Bucket"] == {"Ref": "ArtifactBucket"}
     rules = {r["Name"]: r["Value"] for r in event["Properties"]["Filter"]["S3Key"]["Rules"]}
     assert rules["suffix"] == "manifest.json"
-    # the prefix is where ARTIFACT_URI points, in the bucket the template creates
+    # the prefix is where GRAPHREC_ARTIFACT_URI points, in the bucket the template creates
     bucket = Resolver(template).resolve(template["Resources"]["ArtifactBucket"]["Properties"]["BucketName"])
-    assert loader.environment["ARTIFACT_URI"] == f"s3://{bucket}/{rules['prefix'].rstrip('/')}"
+    assert loader.environment["GRAPHREC_ARTIFACT_URI"] == f"s3://{bucket}/{rules['prefix'].rstrip('/')}"
 
 
 def test_sizes_and_timeouts() -> None:
@@ -68,13 +68,13 @@ def test_sizes_and_timeouts() -> None:
 
 def test_secrets_are_referenced_never_inlined() -> None:
     for fn in functions().values():
-        assert "MYSQL_PASSWORD" not in fn.environment and "MILVUS_TOKEN" not in fn.environment
+        assert "GRAPHREC_MYSQL_PASSWORD" not in fn.environment and "GRAPHREC_MILVUS_TOKEN" not in fn.environment
     for name in ("ApiFunction", "LoaderFunction"):
         env = functions()[name].environment
-        assert env["MYSQL_SECRET_ARN"] == "<MysqlSecretArn>"
+        assert env["GRAPHREC_MYSQL_SECRET_ARN"] == "<MysqlSecretArn>"
     with_token = functions(parameters={"MilvusTokenSecretArn": "arn:aws:secretsmanager:eu-west-1:1:secret:t"})
-    assert with_token["ApiFunction"].environment["MILVUS_TOKEN_SECRET_ARN"].endswith(":secret:t")
-    assert "MILVUS_TOKEN_SECRET_ARN" not in functions()["ApiFunction"].environment  # no secret -> unset
+    assert with_token["ApiFunction"].environment["GRAPHREC_MILVUS_TOKEN_SECRET_ARN"].endswith(":secret:t")
+    assert "GRAPHREC_MILVUS_TOKEN_SECRET_ARN" not in functions()["ApiFunction"].environment  # no secret -> unset
 
 
 def test_least_privilege() -> None:

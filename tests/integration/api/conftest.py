@@ -1,6 +1,6 @@
 """Fixtures: one live run per test module in a private MariaDB database + Milvus, every module twice:
 Milvus Lite (a file, in-process) and a Milvus server over the network (a fresh database on the session's
-`milvus-lite server`), the same code with only MILVUS_URI differing.
+`milvus-lite server`), the same code with only GRAPHREC_MILVUS_URI differing.
 
 Loading once per module keeps the suite fast; each test still gets the environment pointing at it
 (the root conftest resets the environment before every test).
@@ -48,7 +48,7 @@ def _milvus_for_test(
     from shared.vector_store import close_all_clients
 
     for uri in milvus_backend_uri(request, milvus_backend, tmp_path):
-        monkeypatch.setenv("MILVUS_URI", uri)
+        monkeypatch.setenv("GRAPHREC_MILVUS_URI", uri)
         clear_settings_cache()
         yield
         deps.reset_caches()
@@ -72,7 +72,7 @@ def _module_stores(
     milvus = milvus_backend_uri(request, milvus_backend, tmp)
     try:
         uri = next(milvus)
-        yield {"MYSQL_DATABASE": name, "MILVUS_URI": uri, "ARTIFACT_URI": str(tmp / "runs")}
+        yield {"GRAPHREC_MYSQL_DATABASE": name, "GRAPHREC_MILVUS_URI": uri, "GRAPHREC_ARTIFACT_URI": str(tmp / "runs")}
     finally:
         milvus.close()
         deps.reset_caches()

@@ -93,7 +93,7 @@ def test_refused_cors_preflight_is_json(call: Any) -> None:
 
 
 def test_oversized_body_is_413_through_lambda(call: Any) -> None:
-    big = '{"liked": [' + ",".join(["1"] * 40_000) + "]}"  # 80 kB > API_MAX_BODY_BYTES (64 KiB)
+    big = '{"liked": [' + ",".join(["1"] * 40_000) + "]}"  # 80 kB > GRAPHREC_API_MAX_BODY_BYTES (64 KiB)
     code, headers, body = call("POST", "/recommendations", body=big, request_id="big-1")
     assert code == 413 and headers["content-type"] == "application/json"
     assert "larger than 65536 bytes" in body["detail"] and body["request_id"] == "big-1"

@@ -40,7 +40,7 @@ def handlers(live: LiveRun, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
 
     def for_path(path: str) -> Any:
         def go(method: str, url: str, **kw: Any) -> tuple[int, dict[str, str], Any]:
-            monkeypatch.setenv("API_LOCAL_INDEX_MAX", PATHS[path])
+            monkeypatch.setenv("GRAPHREC_API_LOCAL_INDEX_MAX", PATHS[path])
             clear_settings_cache()
             deps.reset_caches()
             return invoke(Mangum(create_app(), lifespan="off"), http_api_event(method, url, **kw))

@@ -21,7 +21,7 @@ from tests.helpers.live import LiveRun, http_api_event, invoke
 @pytest.fixture(params=["local-index", "milvus-search"])
 def call(live: LiveRun, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Both serving paths: the in-memory copy of the run, and searching Milvus directly."""
-    monkeypatch.setenv("API_LOCAL_INDEX_MAX", "50000" if request.param == "local-index" else "0")
+    monkeypatch.setenv("GRAPHREC_API_LOCAL_INDEX_MAX", "50000" if request.param == "local-index" else "0")
     clear_settings_cache()
     deps.reset_caches()
     handler = Mangum(create_app(), lifespan="off")

@@ -47,7 +47,7 @@ def test_empty_database_without_schema_is_503_not_500(mysql_settings: Settings, 
 
 
 def test_mysql_down_gives_json_503(mysql_settings: Settings, monkeypatch: pytest.MonkeyPatch, call: Any) -> None:
-    monkeypatch.setenv("MYSQL_PORT", str(free_port()))  # a closed port
+    monkeypatch.setenv("GRAPHREC_MYSQL_PORT", str(free_port()))  # a closed port
     clear_settings_cache()
     code, headers, body = call("GET", "/health")
     assert code == 503
@@ -91,7 +91,7 @@ def test_milvus_collection_missing_is_503(mysql_settings: Settings, tmp_path: Pa
 def test_new_live_run_is_served_after_the_cache_expires(
     mysql_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, call: Any
 ) -> None:
-    monkeypatch.setenv("LIVE_RUN_CACHE_SECONDS", "0")
+    monkeypatch.setenv("GRAPHREC_LIVE_RUN_CACHE_SECONDS", "0")
     clear_settings_cache()
     settings = get_settings()
     first = load_live(settings, make_run(str(tmp_path / "runs"), seed=5))
@@ -108,7 +108,7 @@ def test_new_live_run_is_served_after_the_cache_expires(
 
 
 def test_live_run_id_is_cached(mysql_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, call: Any) -> None:
-    monkeypatch.setenv("LIVE_RUN_CACHE_SECONDS", "300")
+    monkeypatch.setenv("GRAPHREC_LIVE_RUN_CACHE_SECONDS", "300")
     clear_settings_cache()
     first = load_live(get_settings(), make_run(str(tmp_path / "runs"), seed=5))
     assert call("GET", "/movies/1")[0] == 200
@@ -121,7 +121,7 @@ def test_live_run_id_is_cached(mysql_settings: Settings, tmp_path: Path, monkeyp
 def test_ties_are_broken_by_movie_id(
     mysql_settings: Settings, tmp_path: Path, call: Any, monkeypatch: pytest.MonkeyPatch, local_index_max: str
 ) -> None:
-    monkeypatch.setenv("API_LOCAL_INDEX_MAX", local_index_max)  # both the in-memory copy and Milvus search
+    monkeypatch.setenv("GRAPHREC_API_LOCAL_INDEX_MAX", local_index_max)  # both the in-memory copy and Milvus search
     clear_settings_cache()
     run = make_run(str(tmp_path / "runs"), n_movies=60, seed=8)
     emb = run.embeddings.copy()

@@ -145,7 +145,7 @@ def _invoke_built(
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": os.pathsep.join([str(fn_dir), *map(str, extra_path)]),
         "PYTHONDONTWRITEBYTECODE": "1",  # /var/task is read-only on Lambda
-        "LOG_LEVEL": "WARNING",
+        "GRAPHREC_LOG_LEVEL": "WARNING",
         **env,
     }
     proc = subprocess.run(
@@ -168,7 +168,7 @@ def deployed_like(
     built: Path, milvus_server: str, _moto_server: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
     """A run on S3 (moto), a fresh MariaDB database and a fresh database on the Milvus server; the
-    environment the template gives the functions (secrets aside: plain MYSQL_* here)."""
+    environment the template gives the functions (secrets aside: plain GRAPHREC_MYSQL_* here)."""
     import boto3
     import pymysql
 
@@ -199,13 +199,13 @@ def deployed_like(
         with milvus_database(milvus_server) as milvus_uri:
             env = {
                 **aws,
-                "MILVUS_URI": milvus_uri,
-                "MYSQL_HOST": MYSQL_HOST,
-                "MYSQL_PORT": str(MYSQL_PORT),
-                "MYSQL_USER": MYSQL_USER,
-                "MYSQL_PASSWORD": MYSQL_PASSWORD,
-                "MYSQL_DATABASE": dbname,
-                "ARTIFACT_URI": f"s3://{bucket}/runs",
+                "GRAPHREC_MILVUS_URI": milvus_uri,
+                "GRAPHREC_MYSQL_HOST": MYSQL_HOST,
+                "GRAPHREC_MYSQL_PORT": str(MYSQL_PORT),
+                "GRAPHREC_MYSQL_USER": MYSQL_USER,
+                "GRAPHREC_MYSQL_PASSWORD": MYSQL_PASSWORD,
+                "GRAPHREC_MYSQL_DATABASE": dbname,
+                "GRAPHREC_ARTIFACT_URI": f"s3://{bucket}/runs",
             }
             yield {"env": env, "run": run, "bucket": bucket, "tmp": tmp}
     finally:
@@ -290,7 +290,7 @@ def test_built_events_export_writes_the_events_to_s3(built: Path, deployed_like:
         built / "EventsExportFunction",
         "handlers.events_export.handler",
         [EVENTS / "events_export_schedule.json"],
-        {**env, "EVENTS_EXPORT_URI": uri},
+        {**env, "GRAPHREC_EVENTS_EXPORT_URI": uri},
         extra_path=[_runtime_sdk(deployed_like["tmp"])],
     )
     result = out["calls"][0]["response"]

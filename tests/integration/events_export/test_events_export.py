@@ -113,7 +113,7 @@ def test_lambda_handler_writes_to_s3_where_the_settings_say(
     from handlers import events_export
 
     _insert(reader, ROWS[:3])
-    monkeypatch.setenv("EVENTS_EXPORT_URI", f"s3://{s3_bucket}/events/events.csv")
+    monkeypatch.setenv("GRAPHREC_EVENTS_EXPORT_URI", f"s3://{s3_bucket}/events/events.csv")
     clear_settings_cache()
     event = json.loads((Path(__file__).resolve().parents[3] / "events" / "events_export_schedule.json").read_text())
     out = events_export.handler(event, None)
@@ -132,8 +132,8 @@ def test_default_location_is_beside_the_runs_folder(monkeypatch: pytest.MonkeyPa
     assert default_export_uri("s3://b/runs") == "s3://b/events/events.csv"
     assert default_export_uri("s3://b/prod/runs/") == "s3://b/prod/events/events.csv"
     assert default_export_uri(".local/runs") == str(Path(".local/events/events.csv"))
-    assert export_uri_from(get_settings()) == str(tmp_path / "events" / "events.csv")  # ARTIFACT_URI=tmp/runs
-    monkeypatch.setenv("EVENTS_EXPORT_URI", "s3://elsewhere/e.csv")
+    assert export_uri_from(get_settings()) == str(tmp_path / "events" / "events.csv")  # GRAPHREC_ARTIFACT_URI=tmp/runs
+    monkeypatch.setenv("GRAPHREC_EVENTS_EXPORT_URI", "s3://elsewhere/e.csv")
     clear_settings_cache()
     assert export_uri_from(get_settings()) == "s3://elsewhere/e.csv"
 
@@ -150,7 +150,7 @@ def test_cli_prints_the_result_and_fails_cleanly_without_mysql(
     assert out["rows"] == 2 and Path(uri).is_file()
     from tests.conftest import free_port
 
-    monkeypatch.setenv("MYSQL_PORT", str(free_port()))  # nothing listens there
+    monkeypatch.setenv("GRAPHREC_MYSQL_PORT", str(free_port()))  # nothing listens there
     clear_settings_cache()
     assert main(["--uri", uri]) == 3
     assert "error:" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """Fault-injection fixtures: a live run in a private MariaDB database (+ Milvus Lite file or a Milvus server
 process), a FaultProxy in front of the store under test, and the real app served by uvicorn over HTTP.
 
-Timeouts are shortened through the real settings (MYSQL_READ_TIMEOUT, MILVUS_TIMEOUT, API_REQUEST_TIMEOUT)
+Timeouts are shortened through the real settings (GRAPHREC_MYSQL_READ_TIMEOUT, GRAPHREC_MILVUS_TIMEOUT, GRAPHREC_API_REQUEST_TIMEOUT)
 so the whole suite runs in about a minute; the defaults are a few seconds (shared/settings.py).
 """
 
@@ -29,13 +29,13 @@ from tests.helpers.live import LiveRun, free_port, load_live, uvicorn_in_thread
 
 # Short budgets for the suite: a store call may take 1 s, a request 2 s.
 FAST_TIMEOUTS = {
-    "MYSQL_CONNECT_TIMEOUT": "1",
-    "MYSQL_READ_TIMEOUT": "1",
-    "MYSQL_WRITE_TIMEOUT": "1",
-    "MILVUS_TIMEOUT": "1",
-    "API_REQUEST_TIMEOUT": "2",
+    "GRAPHREC_MYSQL_CONNECT_TIMEOUT": "1",
+    "GRAPHREC_MYSQL_READ_TIMEOUT": "1",
+    "GRAPHREC_MYSQL_WRITE_TIMEOUT": "1",
+    "GRAPHREC_MILVUS_TIMEOUT": "1",
+    "GRAPHREC_API_REQUEST_TIMEOUT": "2",
 }
-DEADLINE = float(FAST_TIMEOUTS["API_REQUEST_TIMEOUT"])
+DEADLINE = float(FAST_TIMEOUTS["GRAPHREC_API_REQUEST_TIMEOUT"])
 SLACK = 0.75  # thread scheduling on a busy 2-core box; the guarantee is "deadline, not 20-60 s"
 
 
@@ -144,10 +144,10 @@ def live_stores(tmp: Path, milvus_uri: str) -> Iterator[Stores]:
     from shared.vector_store import close_all_clients
 
     name = _create_database()
-    env = {"MYSQL_DATABASE": name, "MILVUS_URI": milvus_uri, "ARTIFACT_URI": str(tmp / "runs")}
+    env = {"GRAPHREC_MYSQL_DATABASE": name, "GRAPHREC_MILVUS_URI": milvus_uri, "GRAPHREC_ARTIFACT_URI": str(tmp / "runs")}
     try:
         with module_env(env):
-            run = make_run(env["ARTIFACT_URI"], n_movies=200, n_users=50, dim=16, seed=11)
+            run = make_run(env["GRAPHREC_ARTIFACT_URI"], n_movies=200, n_users=50, dim=16, seed=11)
             live = load_live(get_settings(), run)
         yield Stores(env, live)
     finally:

@@ -1,6 +1,6 @@
 """A Milvus server (`milvus-lite server`, its own process, gRPC over TCP) behind a real TCP proxy that
 stalls, resets, trickles or drops: bounded 503s, requests that need no store stay fast, recovery without
-a restart. The in-memory index is off (API_LOCAL_INDEX_MAX=0), so every recommendation asks Milvus."""
+a restart. The in-memory index is off (GRAPHREC_API_LOCAL_INDEX_MAX=0), so every recommendation asks Milvus."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def proxy(milvus_server: str) -> Iterator[FaultProxy]:
 def api(stores: Stores, proxy: FaultProxy, serve: Any) -> Iterator[httpx.Client]:
     from shared.vector_store import close_all_clients
 
-    env = {**stores.env, "MILVUS_URI": f"http://{proxy.address}", "API_LOCAL_INDEX_MAX": "0"}
+    env = {**stores.env, "GRAPHREC_MILVUS_URI": f"http://{proxy.address}", "GRAPHREC_API_LOCAL_INDEX_MAX": "0"}
     close_all_clients()  # one gRPC channel per URI per process: start from a fresh one through the proxy
     try:
         with serve(env) as base, httpx.Client(base_url=base, timeout=30) as client:

@@ -38,9 +38,9 @@ def proxy() -> Iterator[FaultProxy]:
 def api(stores: Stores, proxy: FaultProxy, serve: Any) -> Iterator[tuple[str, httpx.Client]]:
     env = {
         **stores.env,
-        "MYSQL_HOST": "127.0.0.1",
-        "MYSQL_PORT": str(proxy.port),
-        "LIVE_RUN_CACHE_SECONDS": "0.5",
+        "GRAPHREC_MYSQL_HOST": "127.0.0.1",
+        "GRAPHREC_MYSQL_PORT": str(proxy.port),
+        "GRAPHREC_LIVE_RUN_CACHE_SECONDS": "0.5",
     }
     with serve(env) as base, httpx.Client(base_url=base, timeout=30) as client:
         yield base, client
@@ -105,7 +105,7 @@ def test_recommendations_keep_serving_the_last_known_run_while_mysql_hangs(
     api: tuple[str, httpx.Client], proxy: FaultProxy, stores: Stores
 ) -> None:
     """Liked-movie recommendations come from the in-memory copy of the run; the live run id is cached, and
-    while MySQL cannot confirm it the last known one keeps serving (LIVE_RUN_STALE_SECONDS)."""
+    while MySQL cannot confirm it the last known one keeps serving (GRAPHREC_LIVE_RUN_STALE_SECONDS)."""
     _, client = api
     body = {"liked": [1, 2, 3], "k": 5}
     assert client.post("/recommendations", json=body).status_code == 200
@@ -142,7 +142,7 @@ def test_many_requests_on_a_hung_mysql_do_not_starve_the_process(
 def test_mysql_refusing_connections_is_a_fast_503(tmp_path: Path, stores: Stores, serve: Any) -> None:
     from tests.helpers.live import free_port
 
-    env = {**stores.env, "MYSQL_PORT": str(free_port())}  # nothing listens there
+    env = {**stores.env, "GRAPHREC_MYSQL_PORT": str(free_port())}  # nothing listens there
     with serve(env) as base, httpx.Client(base_url=base, timeout=30) as client:
         a = timed(client, "GET", "/movies/1")
         _assert_store_503(a)

@@ -1,6 +1,6 @@
 """Fixtures for the loader/store tests: real MariaDB (fresh database per test) and Milvus, every test
 twice: Milvus Lite (temp file, in-process) and a Milvus server over the network (fresh database on the
-session's server), with the same code and only MILVUS_URI differing."""
+session's server), with the same code and only GRAPHREC_MILVUS_URI differing."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from tests.conftest import MILVUS_BACKENDS, milvus_backend_uri
 def milvus_backend(
     request: pytest.FixtureRequest, _isolated_settings: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[str]:
-    """Which Milvus this test runs against ("lite" or "server"); sets MILVUS_URI accordingly."""
+    """Which Milvus this test runs against ("lite" or "server"); sets GRAPHREC_MILVUS_URI accordingly."""
     for uri in milvus_backend_uri(request, request.param, tmp_path):
-        monkeypatch.setenv("MILVUS_URI", uri)
+        monkeypatch.setenv("GRAPHREC_MILVUS_URI", uri)
         clear_settings_cache()
         yield request.param
         close_all_clients()

@@ -56,10 +56,10 @@ def test_staged_files_hold_the_run_in_milvus_layout(s3_bucket: str) -> None:
 def test_bulk_path_selection(monkeypatch: pytest.MonkeyPatch) -> None:
     server = VectorStore("http://milvus.internal:19530")
     lite = VectorStore("/tmp/x.db")
-    monkeypatch.delenv("MILVUS_BULK_STAGING_URI", raising=False)
+    monkeypatch.delenv("GRAPHREC_MILVUS_BULK_STAGING_URI", raising=False)
     clear_settings_cache()
     assert loader.bulk_staging_uri(server, 10**6) is None  # not configured
-    monkeypatch.setenv("MILVUS_BULK_STAGING_URI", "s3://milvus-bucket/import")
+    monkeypatch.setenv("GRAPHREC_MILVUS_BULK_STAGING_URI", "s3://milvus-bucket/import")
     clear_settings_cache()
     assert loader.bulk_staging_uri(server, 10**6) == "s3://milvus-bucket/import"
     assert loader.bulk_staging_uri(server, 1000) is None  # small run: row inserts

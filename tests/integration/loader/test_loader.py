@@ -190,7 +190,7 @@ def test_crash_mid_load_then_retry(
     meta, vs = stores
     good = make_run(runs_uri, seed=1)
     _load(s3_bucket, good)
-    monkeypatch.setenv("LOAD_BATCH_SIZE", "50")
+    monkeypatch.setenv("GRAPHREC_LOAD_BATCH_SIZE", "50")
     clear_settings_cache()
     new = make_run(runs_uri, seed=2)  # 200 movies -> 4 vector batches
     calls = {"n": 0}
@@ -240,7 +240,7 @@ def test_process_killed_mid_load_then_retry(stores: Any, tmp_path: Path, mysql_s
         "from handlers.loader import main\n"
         "sys.exit(main([sys.argv[1], '--no-progress']))\n"
     )
-    env = {**os.environ, "LOAD_BATCH_SIZE": "50", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "GRAPHREC_LOAD_BATCH_SIZE": "50", "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-c", script, new.manifest_uri], env=env, cwd=REPO, timeout=120)
     assert proc.returncode == -9
     meta, vs = loader.get_stores(get_settings())
@@ -274,7 +274,7 @@ def test_store_down_is_transient_and_keeps_live(
 
 
 def test_mysql_unreachable_raises_for_retry(mysql_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MYSQL_PORT", "9")
+    monkeypatch.setenv("GRAPHREC_MYSQL_PORT", "9")
     clear_settings_cache()
     with pytest.raises(StoreUnavailable):
         loader.handler({"manifest_uri": "/nowhere/20261123T091500Z_1a2b3c4d/manifest.json"}, None)
@@ -284,7 +284,7 @@ def test_rollback_and_keep_runs_pruning(
     stores: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     meta, vs = stores
-    monkeypatch.setenv("KEEP_RUNS", "1")
+    monkeypatch.setenv("GRAPHREC_KEEP_RUNS", "1")
     clear_settings_cache()
     runs = [make_run(str(tmp_path / "runs"), seed=i, n_movies=30, n_users=5) for i in range(3)]
     for r in runs:
@@ -301,7 +301,7 @@ def test_rollback_and_keep_runs_pruning(
     assert loader.rollback(meta, vs, to=a) == (a, b)
     assert meta.live_run().run_id == a and vs.alias_target() == collection_name(a)  # type: ignore[union-attr]
     assert vs.count(a) == 30 and meta.count_movies(a) == 30 and meta.count_users(a) == 5
-    # KEEP_RUNS=1: b (just left) is kept, c was pruned by that load; plain --rollback picks b.
+    # GRAPHREC_KEEP_RUNS=1: b (just left) is kept, c was pruned by that load; plain --rollback picks b.
     assert loader.rollback(meta, vs) == (b, a)
 
     assert loader.main(["--list"]) == 0

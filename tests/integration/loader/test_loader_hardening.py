@@ -81,7 +81,7 @@ def test_empty_run_never_goes_live(stores: Any, tmp_path: Path) -> None:
     empty = write_run(str(tmp_path / "runs"), [], users={})
     res = loader.handler({"manifest_uri": empty}, None)["results"][0]  # returns: not a transient failure
     _assert_refused(res, meta, vs, good, "no movies")
-    # and it does not count toward KEEP_RUNS: the good run is still live with all its data
+    # and it does not count toward GRAPHREC_KEEP_RUNS: the good run is still live with all its data
     assert vs.count(good.run_id) == 40 and meta.count_movies(good.run_id) == 40
 
 
@@ -120,7 +120,7 @@ def test_pruned_run_is_reingested_by_the_cli_and_a_late_event_stays_a_noop(
     stores: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     meta, vs = stores
-    monkeypatch.setenv("KEEP_RUNS", "0")  # every retired run is pruned at once
+    monkeypatch.setenv("GRAPHREC_KEEP_RUNS", "0")  # every retired run is pruned at once
     clear_settings_cache()
     a, b = (make_run(str(tmp_path / "runs"), seed=i, n_movies=30, n_users=5) for i in range(2))
     assert loader.load_run(a.manifest_uri).outcome == "live"
@@ -194,7 +194,7 @@ def test_cli_stdout_is_only_the_result_json_logs_go_to_stderr(stores: Any, tmp_p
     run = make_run(str(tmp_path / "runs"), n_movies=30, n_users=5)
     loader.reset_stores()
     close_all_clients()  # hand the Milvus Lite file to the child process
-    env = {**os.environ, "PYTHONPATH": str(REPO), "LOG_LEVEL": "INFO"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GRAPHREC_LOG_LEVEL": "INFO"}
     proc = subprocess.run(
         [sys.executable, "-m", "handlers.loader", run.manifest_uri, "--no-progress"],
         env=env, cwd=REPO, capture_output=True, text=True, timeout=180,

@@ -126,7 +126,7 @@ def test_cli_module_shows_progress_and_lists_runs(stores: Any, tmp_path: Path) -
     run = make_run(str(tmp_path / "runs"), n_movies=80, n_users=10)
     loader.reset_stores()
     close_all_clients()  # hand the Milvus Lite file to the child process
-    env = {**os.environ, "PYTHONPATH": str(REPO), "LOG_LEVEL": "WARNING"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GRAPHREC_LOG_LEVEL": "WARNING"}
     proc = subprocess.run(
         [sys.executable, "-m", "handlers.loader", run.manifest_uri],
         env=env, cwd=REPO, capture_output=True, text=True, timeout=180,
@@ -149,9 +149,9 @@ def test_mysql_credentials_from_secrets_manager(
     secret = {"host": MYSQL_HOST, "port": MYSQL_PORT, "username": MYSQL_USER, "password": MYSQL_PASSWORD,
               "dbname": mysql_database, "engine": "mysql"}  # fmt: skip
     arn = boto3.client("secretsmanager").create_secret(Name="graphrec/loader", SecretString=json.dumps(secret))["ARN"]
-    monkeypatch.setenv("MYSQL_SECRET_ARN", arn)
-    monkeypatch.setenv("MYSQL_PORT", "9")  # the plain settings point nowhere
-    monkeypatch.setenv("MYSQL_DATABASE", "not_this_one")
+    monkeypatch.setenv("GRAPHREC_MYSQL_SECRET_ARN", arn)
+    monkeypatch.setenv("GRAPHREC_MYSQL_PORT", "9")  # the plain settings point nowhere
+    monkeypatch.setenv("GRAPHREC_MYSQL_DATABASE", "not_this_one")
     clear_settings_cache()
     run = make_run(str(tmp_path / "runs"), n_movies=30, n_users=4)
     out = loader.handler({"manifest_uri": run.manifest_uri}, None)["results"][0]

@@ -1,8 +1,8 @@
 """MySQL over TLS against a real TLS-only MariaDB (tls_mariadb), and credentials that rotate.
 
-Aurora MySQL 8 requires TLS by default; the template connects with MYSQL_SSL_MODE=VERIFY_IDENTITY against
+Aurora MySQL 8 requires TLS by default; the template connects with GRAPHREC_MYSQL_SSL_MODE=VERIFY_IDENTITY against
 the Amazon RDS CA bundle the package ships. Here the same code verifies a server certificate issued by a
-test CA (MYSQL_SSL_CA), and every way it must refuse is shown refusing with a clear StoreUnavailable.
+test CA (GRAPHREC_MYSQL_SSL_CA), and every way it must refuse is shown refusing with a clear StoreUnavailable.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def test_plaintext_is_refused_by_a_tls_only_server(tls_mariadb: TlsMariaDB, tls_
 
 
 def test_a_server_certificate_from_another_ca_is_refused(tls_mariadb: TlsMariaDB, tls_database: str) -> None:
-    """VERIFY_* without MYSQL_SSL_CA uses the shipped Amazon RDS bundle: the test CA is not in it."""
+    """VERIFY_* without GRAPHREC_MYSQL_SSL_CA uses the shipped Amazon RDS bundle: the test CA is not in it."""
     store = MetadataStore.from_settings(_settings(tls_mariadb, tls_database, mysql_ssl_ca=None))
     with pytest.raises(StoreUnavailable, match="(?i)certificate verify failed"):
         store.ensure_schema()
@@ -115,13 +115,13 @@ def test_loader_and_api_work_over_verified_tls(
     from tests.helpers.live import http_api_event, invoke
 
     env = {
-        "MYSQL_HOST": tls_mariadb.host,
-        "MYSQL_PORT": str(tls_mariadb.port),
-        "MYSQL_USER": tls_mariadb.user,
-        "MYSQL_PASSWORD": tls_mariadb.password,
-        "MYSQL_DATABASE": tls_database,
-        "MYSQL_SSL_MODE": "VERIFY_IDENTITY",
-        "MYSQL_SSL_CA": str(tls_mariadb.ca),
+        "GRAPHREC_MYSQL_HOST": tls_mariadb.host,
+        "GRAPHREC_MYSQL_PORT": str(tls_mariadb.port),
+        "GRAPHREC_MYSQL_USER": tls_mariadb.user,
+        "GRAPHREC_MYSQL_PASSWORD": tls_mariadb.password,
+        "GRAPHREC_MYSQL_DATABASE": tls_database,
+        "GRAPHREC_MYSQL_SSL_MODE": "VERIFY_IDENTITY",
+        "GRAPHREC_MYSQL_SSL_CA": str(tls_mariadb.ca),
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -157,9 +157,9 @@ def rotating_secret(
     secret = {"username": user, "password": "pw-one", "host": tls_mariadb.host, "port": tls_mariadb.port,
               "dbname": tls_database}  # fmt: skip
     arn = sm.create_secret(Name=f"graphrec/{user}", SecretString=json.dumps(secret))["ARN"]
-    monkeypatch.setenv("MYSQL_SECRET_ARN", arn)
-    monkeypatch.setenv("MYSQL_SSL_MODE", "VERIFY_IDENTITY")
-    monkeypatch.setenv("MYSQL_SSL_CA", str(tls_mariadb.ca))
+    monkeypatch.setenv("GRAPHREC_MYSQL_SECRET_ARN", arn)
+    monkeypatch.setenv("GRAPHREC_MYSQL_SSL_MODE", "VERIFY_IDENTITY")
+    monkeypatch.setenv("GRAPHREC_MYSQL_SSL_CA", str(tls_mariadb.ca))
     clear_settings_cache()
     yield {"arn": arn, "user": user}
     admin(tls_mariadb, f"DROP USER IF EXISTS '{user}'@'%'")
@@ -236,7 +236,7 @@ def test_unreachable_secrets_manager_fails_fast_and_clearly(monkeypatch: pytest.
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{sink.getsockname()[1]}")
     for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(k, v)
-    monkeypatch.setenv("MYSQL_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:graphrec/mysql")
+    monkeypatch.setenv("GRAPHREC_MYSQL_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:graphrec/mysql")
     clear_settings_cache()
     started = time.monotonic()
     try:

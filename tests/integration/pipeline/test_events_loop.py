@@ -41,9 +41,9 @@ def loop_env(
     from training_job.synthetic import generate
 
     monkeypatch.setenv("DGLBACKEND", "pytorch")
-    monkeypatch.setenv("ARTIFACT_URI", f"s3://{s3_bucket}/runs")
-    monkeypatch.setenv("DATA_URI", f"s3://{s3_bucket}/data/ml-1m")
-    monkeypatch.setenv("EVENTS_EXPORT_URI", f"s3://{s3_bucket}/events/events.csv")
+    monkeypatch.setenv("GRAPHREC_ARTIFACT_URI", f"s3://{s3_bucket}/runs")
+    monkeypatch.setenv("GRAPHREC_DATA_URI", f"s3://{s3_bucket}/data/ml-1m")
+    monkeypatch.setenv("GRAPHREC_EVENTS_EXPORT_URI", f"s3://{s3_bucket}/events/events.csv")
     clear_settings_cache()
     data = tmp_path / "data"
     generate(data, users=150, movies=100, ratings=4000, seed=3, profile="planted")

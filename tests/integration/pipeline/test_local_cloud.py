@@ -49,8 +49,8 @@ def test_local_cloud_script_provisions_everything_and_stops(tmp_path: Path) -> N
     for name in ("movies.dat", "users.dat", "ratings.dat"):
         (data / name).write_text(f"{name}\n")
     state = tmp_path / "state"
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MYSQL_", "MILVUS_"))}
-    base_env.update({"VENV": str(Path(sys.executable).parent.parent), "MYSQL_DATABASE": "graphrec_cloud_t"})
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GRAPHREC_", "MYSQL_", "MILVUS_"))}
+    base_env.update({"VENV": str(Path(sys.executable).parent.parent), "GRAPHREC_MYSQL_DATABASE": "graphrec_cloud_t"})
     args = ["--port", str(_free_port()), "--state-dir", str(state), "--data", str(data), "--quiet"]
     proc = _script(args, base_env)
     try:
@@ -66,23 +66,23 @@ def test_local_cloud_script_provisions_everything_and_stops(tmp_path: Path) -> N
         def client(name: str):  # type: ignore[no-untyped-def]
             return session.client(name, endpoint_url=env["AWS_ENDPOINT_URL"])
 
-        # data uploaded under DATA_URI
-        bucket, prefix = env["DATA_URI"][len("s3://") :].split("/", 1)
+        # data uploaded under GRAPHREC_DATA_URI
+        bucket, prefix = env["GRAPHREC_DATA_URI"][len("s3://") :].split("/", 1)
         keys = {o["Key"] for o in client("s3").list_objects_v2(Bucket=bucket)["Contents"]}
         assert keys == {f"{prefix}/{n}" for n in ("movies.dat", "users.dat", "ratings.dat")}
-        assert env["ARTIFACT_URI"] == f"s3://{bucket}/runs"
+        assert env["GRAPHREC_ARTIFACT_URI"] == f"s3://{bucket}/runs"
         # RDS-shaped MySQL secret pointing at the local database
         secret = json.loads(
-            client("secretsmanager").get_secret_value(SecretId=env["MYSQL_SECRET_ARN"])["SecretString"]
+            client("secretsmanager").get_secret_value(SecretId=env["GRAPHREC_MYSQL_SECRET_ARN"])["SecretString"]
         )
         assert secret["dbname"] == "graphrec_cloud_t" and {"host", "port", "username", "password"} <= set(
             secret
         )
         # idempotency table with the TTL attribute Powertools writes
-        ttl = client("dynamodb").describe_time_to_live(TableName=env["IDEMPOTENCY_TABLE"])
+        ttl = client("dynamodb").describe_time_to_live(TableName=env["GRAPHREC_IDEMPOTENCY_TABLE"])
         assert ttl["TimeToLiveDescription"]["AttributeName"] == "expiration"
         # GPU job definition on the queue
-        (jd,) = client("batch").describe_job_definitions(jobDefinitions=[env["TRAINING_JOB_DEFINITION"]])[
+        (jd,) = client("batch").describe_job_definitions(jobDefinitions=[env["GRAPHREC_TRAINING_JOB_DEFINITION"]])[
             "jobDefinitions"
         ]
         assert {"type": "GPU", "value": "1"} in jd["containerProperties"]["resourceRequirements"]
@@ -95,7 +95,7 @@ def test_local_cloud_script_provisions_everything_and_stops(tmp_path: Path) -> N
             capture_output=True, text=True, timeout=120, env=invoke_env, cwd=REPO,
         )  # fmt: skip
         assert inv.returncode == 0, inv.stderr[-3000:]
-        jobs = client("batch").list_jobs(jobQueue=env["TRAINING_JOB_QUEUE"], jobStatus="SUCCEEDED")
+        jobs = client("batch").list_jobs(jobQueue=env["GRAPHREC_TRAINING_JOB_QUEUE"], jobStatus="SUCCEEDED")
         assert len(jobs["jobSummaryList"]) == 1
 
         # running it again reuses the server and its resources
@@ -103,9 +103,8 @@ def test_local_cloud_script_provisions_everything_and_stops(tmp_path: Path) -> N
         assert again.returncode == 0, again.stderr
         env2 = _exports(again.stdout)
         assert int((state / "moto.pid").read_text()) == pid
-        assert {k: env2[k] for k in ("MYSQL_SECRET_ARN", "TRAINING_JOB_QUEUE", "DATA_URI")} == {
-            k: env[k] for k in ("MYSQL_SECRET_ARN", "TRAINING_JOB_QUEUE", "DATA_URI")
-        }
+        same = ("GRAPHREC_MYSQL_SECRET_ARN", "GRAPHREC_TRAINING_JOB_QUEUE", "GRAPHREC_DATA_URI")
+        assert {k: env2[k] for k in same} == {k: env[k] for k in same}
     finally:
         stopped = _script(["--stop", "--state-dir", str(state)], base_env)
     assert stopped.returncode == 0 and "stopped moto server" in stopped.stderr, stopped.stderr

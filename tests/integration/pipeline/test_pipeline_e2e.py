@@ -1,6 +1,6 @@
 """The whole system, driven from template.yaml: every function is imported from its Handler and invoked as
 Lambda would, with the environment the template sets (endpoints pointed at moto, Milvus Lite, and a TLS-only
-MariaDB reached with the template's MYSQL_SSL_MODE=VERIFY_IDENTITY; only the CA differs from AWS: the test CA).
+MariaDB reached with the template's GRAPHREC_MYSQL_SSL_MODE=VERIFY_IDENTITY; only the CA differs from AWS: the test CA).
 
 synthetic ratings -> S3 (the data/ trigger submits a training job) -> training CLI (tiny) writes run 1 to S3 ->
 S3 events routed by the template's own filters (only manifest.json reaches LoaderFunction) -> ApiFunction
@@ -184,9 +184,9 @@ def cloud(
     monkeypatch.setenv("DGLBACKEND", "pytorch")
     # The template verifies MySQL's certificate (VERIFY_IDENTITY) against the RDS bundle; this server's
     # certificate comes from the test CA, the one setting Lambda would not need.
-    monkeypatch.setenv("MYSQL_SSL_CA", str(tls_mariadb.ca))
+    monkeypatch.setenv("GRAPHREC_MYSQL_SSL_CA", str(tls_mariadb.ca))
     c = Cloud(tmp_path, tls_database, monkeypatch, tls_mariadb)
-    assert c.specs["ApiFunction"].environment["MYSQL_SSL_MODE"] == "VERIFY_IDENTITY"
+    assert c.specs["ApiFunction"].environment["GRAPHREC_MYSQL_SSL_MODE"] == "VERIFY_IDENTITY"
     # One process plays three Lambda containers: every variable they set must agree, so one env serves all.
     merged: dict[str, str] = {}
     for spec in c.specs.values():
@@ -219,7 +219,7 @@ def _run_keys() -> list[str]:
 
 def test_pipeline_from_template(cloud: Cloud, tmp_path: Path) -> None:
     env = cloud.specs["LoaderFunction"].environment
-    artifact_uri, data_uri = env["ARTIFACT_URI"], env["DATA_URI"]
+    artifact_uri, data_uri = env["GRAPHREC_ARTIFACT_URI"], env["GRAPHREC_DATA_URI"]
     assert artifact_uri == f"s3://{BUCKET}/runs" and data_uri == f"s3://{BUCKET}/data/ml-1m"
 
     # 1. small synthetic MovieLens data lands in the bucket's data/ prefix

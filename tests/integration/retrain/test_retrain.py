@@ -40,13 +40,13 @@ def batch(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[
         events_uri="s3://defaults/events/events.csv",
     )
     table = create_idempotency_table(f"idem-{uuid.uuid4().hex[:8]}")
-    monkeypatch.setenv("TRAINING_JOB_QUEUE", arns["job_queue"])
-    monkeypatch.setenv("TRAINING_JOB_DEFINITION", arns["job_definition"])
-    monkeypatch.setenv("TRAINING_DEFAULT_EPOCHS", "7")
-    monkeypatch.setenv("TRAINING_MAX_MINUTES", "30")
-    monkeypatch.setenv("IDEMPOTENCY_TABLE", table)
-    monkeypatch.setenv("DATA_URI", "s3://bucket/data/ml-1m")
-    monkeypatch.setenv("ARTIFACT_URI", "s3://bucket/runs")
+    monkeypatch.setenv("GRAPHREC_TRAINING_JOB_QUEUE", arns["job_queue"])
+    monkeypatch.setenv("GRAPHREC_TRAINING_JOB_DEFINITION", arns["job_definition"])
+    monkeypatch.setenv("GRAPHREC_TRAINING_DEFAULT_EPOCHS", "7")
+    monkeypatch.setenv("GRAPHREC_TRAINING_MAX_MINUTES", "30")
+    monkeypatch.setenv("GRAPHREC_IDEMPOTENCY_TABLE", table)
+    monkeypatch.setenv("GRAPHREC_DATA_URI", "s3://bucket/data/ml-1m")
+    monkeypatch.setenv("GRAPHREC_ARTIFACT_URI", "s3://bucket/runs")
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "RetrainFunction")
     clear_settings_cache()
     retrain.clear_clients()
@@ -86,7 +86,7 @@ def test_post_submits_gpu_job_with_definition_queue_and_parameters(batch: dict[s
     assert job["jobQueue"] == batch["job_queue"]
     assert job["jobDefinition"] == batch["job_definition"]
     # explicit values win, the rest comes from settings (not from the job definition's defaults), except
-    # events_uri: without EVENTS_EXPORT_URI it is not passed, and Batch uses the job definition's default
+    # events_uri: without GRAPHREC_EVENTS_EXPORT_URI it is not passed, and Batch uses the job definition's default
     assert job["parameters"] == {
         "data_uri": "s3://bucket/data/new",
         "output_uri": "s3://bucket/runs",
@@ -272,12 +272,12 @@ def test_new_ratings_key_is_url_decoded(batch: dict[str, str]) -> None:
 def test_batch_misconfiguration_is_502_and_retry_can_succeed(batch: dict[str, str], monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from handlers import retrain
 
-    monkeypatch.setenv("TRAINING_JOB_QUEUE", "no-such-queue")
+    monkeypatch.setenv("GRAPHREC_TRAINING_JOB_QUEUE", "no-such-queue")
     clear_settings_cache()
     resp = _post({"epochs": 2}, key="later")
     assert resp["statusCode"] == 502 and "Batch" in resp["body"]
     # the failed attempt left no idempotency record behind: fixing the config and retrying submits
-    monkeypatch.setenv("TRAINING_JOB_QUEUE", batch["job_queue"])
+    monkeypatch.setenv("GRAPHREC_TRAINING_JOB_QUEUE", batch["job_queue"])
     clear_settings_cache()
     retrain.clear_clients()
     assert _post({"epochs": 2}, key="later")["statusCode"] == 202
@@ -345,11 +345,11 @@ def test_attempt_timeout_covers_the_training_budget(batch: dict[str, str], max_m
 def test_events_export_is_passed_to_the_job_when_configured(
     batch: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """EVENTS_EXPORT_URI set (as the template sets it): every job gets `events_uri`, which the job
+    """GRAPHREC_EVENTS_EXPORT_URI set (as the template sets it): every job gets `events_uri`, which the job
     definition's command passes as --events-uri; unset: the parameter is left to the job definition."""
     from handlers import retrain
 
-    monkeypatch.setenv("EVENTS_EXPORT_URI", "s3://bucket/events/events.csv")
+    monkeypatch.setenv("GRAPHREC_EVENTS_EXPORT_URI", "s3://bucket/events/events.csv")
     clear_settings_cache()
     retrain.clear_clients()
     scheduled = _invoke(_event("retrain_schedule.json"))
@@ -359,7 +359,7 @@ def test_events_export_is_passed_to_the_job_when_configured(
     command = job["container"]["command"]
     assert command[command.index("--events-uri") + 1] == "Ref::events_uri"
 
-    monkeypatch.delenv("EVENTS_EXPORT_URI")
+    monkeypatch.delenv("GRAPHREC_EVENTS_EXPORT_URI")
     clear_settings_cache()
     params = json.loads(_post({"epochs": 3}, key="no-export")["body"])["parameters"]
     assert "events_uri" not in params

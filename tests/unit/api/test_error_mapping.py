@@ -98,7 +98,7 @@ def test_bad_input_is_422_even_when_the_stores_are_down(app: FastAPI, monkeypatc
     from shared.settings import clear_settings_cache
     from tests.helpers.live import free_port
 
-    monkeypatch.setenv("MYSQL_PORT", str(free_port()))  # nothing listens there: MySQL is "down"
+    monkeypatch.setenv("GRAPHREC_MYSQL_PORT", str(free_port()))  # nothing listens there: MySQL is "down"
     clear_settings_cache()
     handler = Mangum(app, lifespan="off")
     code, _, body = invoke(handler, http_api_event("GET", "/movies/1"))

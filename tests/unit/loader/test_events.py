@@ -95,5 +95,5 @@ def test_cli_help_explains(capsys: pytest.CaptureFixture[str]) -> None:
         loader.main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for word in ("--rollback", "--list", "--latest", "MILVUS_URI", "KEEP_RUNS"):
+    for word in ("--rollback", "--list", "--latest", "GRAPHREC_MILVUS_URI", "GRAPHREC_KEEP_RUNS"):
         assert word in out
