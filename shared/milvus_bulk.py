@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.artifacts import collection_name
 from shared.errors import BulkImportError, StoreUnavailable
-from shared.vector_store import GENRES, PK, VECTOR, YEAR
+from shared.milvus_schema import GENRES, PK, VECTOR, YEAR
 
 if TYPE_CHECKING:  # pragma: no cover
     from shared.vector_store import VectorStore

@@ -8,34 +8,31 @@ environment first. Secrets (MySQL password, Milvus token) may come from AWS Secr
 from __future__ import annotations
 
 import json
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.artifacts import LIVE_ALIAS
 from shared.errors import StoreUnavailable
+from shared.settings_env import (  # noqa: F401 - env_var, renamed_variables: part of this module's API
+    ENV_PREFIX,
+    RenamedVariables,
+    env_var,
+    renamed_variables,
+)
 
 LOCAL_DIR = Path(".local")
 # Amazon RDS / Aurora CA certificates (scripts/update_rds_ca.sh), shipped inside every Lambda package.
 RDS_CA_BUNDLE = Path(__file__).resolve().parent / "certs" / "rds-ca-bundle.pem"
 
 
-# Every setting's variable is GRAPHREC_ + its upper-case field name (GRAPHREC_MILVUS_URI), so none collides with a
-# variable another library reads (pymilvus reads MILVUS_URI itself). The exception: a field with a
-# `validation_alias` keeps that standard name, because other software reads the same variable
-# (AWS_ENDPOINT_URL: boto3, POWERTOOLS_SERVICE_NAME: Powertools, AWS_LAMBDA_FUNCTION_NAME: set by Lambda).
-ENV_PREFIX = "GRAPHREC_"
-
-
 class Settings(BaseSettings):
-    """Environment variables: GRAPHREC_<FIELD NAME>, or the field's `validation_alias` (a standard name).
-
-    The names before the prefix (MILVUS_URI, ...) still work, with a deprecation warning logged once per name;
-    when both are set the GRAPHREC_ one wins (see RenamedVariables).
+    """Environment variables: GRAPHREC_<FIELD NAME>, or the field's `validation_alias` (a standard name that
+    other software reads too: AWS_ENDPOINT_URL, POWERTOOLS_SERVICE_NAME, ...). shared/settings_env.py maps
+    names; the names before the prefix (MILVUS_URI, ...) still work there, deprecated (RenamedVariables).
     """
 
     model_config = SettingsConfigDict(
@@ -350,55 +347,6 @@ class Settings(BaseSettings):
             secret = _fetch_secret_json(self.milvus_token_secret_arn)
             return str(secret.get("token") or secret.get("milvus_token") or "") or None
         return self.milvus_token.get_secret_value() if self.milvus_token else None
-
-
-def env_var(field: str, settings_cls: type[BaseSettings] = Settings) -> str:
-    """The environment variable of a Settings field: its standard name, or GRAPHREC_<FIELD>."""
-    alias = settings_cls.model_fields[field].validation_alias
-    return alias if isinstance(alias, str) else ENV_PREFIX + field.upper()
-
-
-def renamed_variables(settings_cls: type[BaseSettings] = Settings) -> dict[str, str]:
-    """Old (unprefixed) name -> GRAPHREC_ name, for every field that has a GRAPHREC_ name."""
-    fields = settings_cls.model_fields
-    return {name.upper(): env_var(name, settings_cls) for name, f in fields.items() if f.validation_alias is None}
-
-
-_warned: set[str] = set()
-
-
-class RenamedVariables(EnvSettingsSource):
-    """The settings' names from before the GRAPHREC_ prefix (MILVUS_URI, ...), still read because deployed
-    stacks and shells set them: parsed exactly as the GRAPHREC_ ones, used only for a field whose GRAPHREC_
-    variable is not set, and each logged once per process as deprecated. Generic over the fields, so a field
-    added later gets its GRAPHREC_ name and this fallback without listing it anywhere."""
-
-    def __init__(self, settings_cls: type[BaseSettings]) -> None:
-        super().__init__(settings_cls, env_prefix="", case_sensitive=False)
-
-    def __call__(self) -> dict[str, Any]:
-        renamed = renamed_variables(self.settings_cls)
-        present = {k.upper() for k in os.environ}
-        values = {
-            name: value
-            for name, value in super().__call__().items()
-            if name.upper() in renamed and renamed[name.upper()] not in present
-        }
-        stale = sorted(old for old, new in renamed.items() if old in present and old not in _warned)
-        _warned.update(stale)  # before logging: making the logger reads Settings again
-        if stale:
-            from shared.log import get_logger
-
-            logger = get_logger(__name__)
-            for old in stale:
-                new = renamed[old]
-                if new in present:
-                    logger.warning(f"{old} is ignored: {new} is set", extra={"variable": old, "renamed_to": new})
-                else:
-                    logger.warning(
-                        f"{old} is deprecated: rename it {new}", extra={"variable": old, "renamed_to": new}
-                    )
-        return values
 
 
 # Secrets Manager calls get short timeouts: boto3's defaults (60 s connect, 60 s read, retried) are longer

@@ -9,14 +9,14 @@ Works with Milvus Lite (a local `*.db` file: FLAT index, exact search) and a Mil
 (`http(s)://...`: HNSW, or AUTOINDEX on Zilliz Cloud). Vectors are L2-normalised and searched by inner
 product, so scores are cosine similarities in [-1, 1].
 
-pymilvus is imported lazily so that importing this module stays cheap (Lambda cold start).
+The collection's layout (fields, index, row conversion, filter expressions) is shared/milvus_schema.py;
+connections and error translation are shared/milvus_client.py. pymilvus is imported lazily so that
+importing this module stays cheap (Lambda cold start).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.artifacts import COLLECTION_PREFIX, LIVE_ALIAS, collection_name, run_id_of_collection  # noqa: F401 - COLLECTION_PREFIX re-exported
@@ -31,33 +31,26 @@ from shared.milvus_client import (  # noqa: F401 - import_pymilvus, is_lite_uri,
     import_pymilvus,
     is_lite_uri,
 )
+from shared.milvus_schema import (  # noqa: F401 - the layout's names, re-exported: old import path
+    GENRES,
+    MAX_GENRE_LEN,
+    MAX_GENRES,
+    MAX_TOPK,
+    PK,
+    VECTOR,
+    YEAR,
+    PreparedRows,
+    build_filter,
+    index_params,
+    prepare_rows,
+    schema,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     from pymilvus import MilvusClient
 
     from shared.settings import Settings
-
-PK = "movie_id"
-VECTOR = "embedding"
-GENRES = "genres"
-YEAR = "year"
-MAX_GENRES = 32
-MAX_GENRE_LEN = 128
-MAX_TOPK = 16384
-
-def _literal(values: Sequence[Any]) -> str:
-    """A Milvus expression list literal. JSON string escaping is what Milvus' parser expects."""
-    return json.dumps(list(values), ensure_ascii=False)
-
-
-@dataclass
-class PreparedRows:
-    """One batch converted to Milvus rows by VectorStore.prepare_rows()."""
-
-    ids: list[int]
-    rows: list[dict[str, Any]]
-
 
 class VectorStore:
     """Per-run Milvus collections of movie embeddings (see module docstring)."""
@@ -102,38 +95,6 @@ class VectorStore:
                 raise StoreUnavailable(f"Milvus ping failed: {exc}") from exc
 
     # ------------------------------------------------------------------ loader side
-    def _index_params(self) -> Any:
-        params = self.client.prepare_index_params()
-        if self.is_lite:
-            params.add_index(field_name=VECTOR, index_type="FLAT", metric_type="IP")
-        elif "zilliz" in self.uri:
-            params.add_index(field_name=VECTOR, index_type="AUTOINDEX", metric_type="IP")
-        else:
-            params.add_index(
-                field_name=VECTOR,
-                index_type="HNSW",
-                metric_type="IP",
-                params={"M": 16, "efConstruction": 200},
-            )
-        return params
-
-    def _schema(self, dim: int) -> Any:
-        import_pymilvus()
-        from pymilvus import DataType, MilvusClient
-
-        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field(PK, DataType.INT64, is_primary=True)
-        schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=dim)
-        schema.add_field(
-            GENRES,
-            DataType.ARRAY,
-            element_type=DataType.VARCHAR,
-            max_capacity=MAX_GENRES,
-            max_length=MAX_GENRE_LEN,
-        )
-        schema.add_field(YEAR, DataType.INT32, nullable=True)
-        return schema
-
     def collection_dim(self, run_id: str) -> int | None:
         """The vector width of a run's collection, or None when it does not exist."""
         name = collection_name(run_id)
@@ -159,11 +120,11 @@ class VectorStore:
             return
         with guard("create_collection"):
             self.client.create_collection(
-                name, schema=self._schema(dim), consistency_level="Strong" if self.is_lite else "Bounded"
+                name, schema=schema(dim), consistency_level="Strong" if self.is_lite else "Bounded"
             )
             # Index separately with sync=False: the synchronous variant polls index state with 0.5 s sleeps
             # (and an RPC Milvus Lite does not implement); load_collection waits for the index anyway.
-            self.client.create_index(name, self._index_params(), sync=False)
+            self.client.create_index(name, index_params(self.client, self.uri, self.is_lite), sync=False)
             self.client.load_collection(name)
         self._loaded.add(name)
         self._fresh[name] = set()
@@ -175,24 +136,8 @@ class VectorStore:
         genres: Sequence[list[str]],
         years: Sequence[int | None],
     ) -> PreparedRows:
-        """Validate and convert one batch to Milvus rows (CPU work, separable from the network call so
-        the loader can prepare batch i+1 while batch i is being ingested)."""
-        import numpy as np
-
-        vecs = np.ascontiguousarray(vectors, dtype=np.float32)  # (n, dim)
-        n = len(movie_ids)
-        if vecs.ndim != 2 or vecs.shape[0] != n or len(genres) != n or len(years) != n:
-            raise ValueError(
-                f"insert: lengths differ (ids {n}, vectors {vecs.shape}, genres {len(genres)}, years {len(years)})"
-            )
-        ids = [int(x) for x in movie_ids]
-        rows: list[dict[str, Any]] = []
-        for mid, vec, gs, year in zip(ids, vecs.tolist(), genres, years, strict=True):
-            gl = [str(g) for g in (gs or [])]
-            if len(gl) > MAX_GENRES or any(len(g) > MAX_GENRE_LEN for g in gl):
-                raise ValueError(f"movie {mid}: at most {MAX_GENRES} genres of <= {MAX_GENRE_LEN} chars")
-            rows.append({PK: mid, VECTOR: vec, GENRES: gl, YEAR: None if year is None else int(year)})
-        return PreparedRows(ids, rows)
+        """shared.milvus_schema.prepare_rows (kept as a method: the loader prepares through its store)."""
+        return prepare_rows(movie_ids, vectors, genres, years)
 
     def insert(
         self,
@@ -327,17 +272,7 @@ class VectorStore:
         rows = self._read(name, "get", lambda: self.client.get(name, ids=ids, output_fields=[PK, VECTOR], timeout=self.timeout))
         return {int(r[PK]): [float(x) for x in r[VECTOR]] for r in rows}
 
-    @staticmethod
-    def build_filter(exclude_ids: Sequence[int] = (), genres: Sequence[str] | None = None) -> str:
-        """Milvus boolean expression: not in excluded ids AND (any-of the genres). Values are coerced
-        (ints) or JSON-escaped (strings), so user input cannot change the expression's structure."""
-        parts = []
-        if exclude_ids:
-            parts.append(f"{PK} not in {_literal(sorted({int(i) for i in exclude_ids}))}")
-        if genres:
-            gl = sorted({str(g) for g in genres})
-            parts.append(f"ARRAY_CONTAINS_ANY({GENRES}, {_literal(gl)})")
-        return " and ".join(parts)
+    build_filter = staticmethod(build_filter)
 
     def search(
         self,

@@ -5,7 +5,7 @@ silently wrong either. Every line of every file ends up either in a frame or in 
 reason (with a few truncated examples), so `lines_read == rows_kept + sum(rejected)` holds per file and
 the numbers travel into metrics.json / the manifest.
 
-Why pyarrow's CSV reader: `::` is a multi-character separator, which forces pandas onto its slow Python
+Why pyarrow's CSV reader (data_split.py does the splitting): `::` is a multi-character separator, which forces pandas onto its slow Python
 engine. We rewrite `::` to the unit separator (0x1F) once on the raw bytes and let pyarrow's C++ reader
 split the lines; lines with the wrong field count are handed to a callback (rare, so a Python call per
 bad line is fine). All field validation is then vectorised (pyarrow.compute / numpy).
@@ -16,28 +16,23 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
 from shared.log import get_logger
 from training_job.data_report import (  # the format's names; re-exported for callers of data.py
     _ID_RE,
     _RATING_RE,
     _TS_RE,
-    _UNIT_SEP,
-    BLANK,
     DUPLICATE_ID,
     DUPLICATE_RATING,
     ENTITY_REASONS,
     KNOWN_GENRES,
-    MAX_EXAMPLES,
+    MAX_EXAMPLES,  # noqa: F401 - re-exported
     MOVIES_FILE,
     NO_GENRE,
     NON_NUMERIC_ID,
@@ -48,218 +43,54 @@ from training_job.data_report import (  # the format's names; re-exported for ca
     RATING_RANGE,
     RATING_REASONS,
     RATINGS_FILE,
-    SEP,
     UNKNOWN_ATTR,
     UNKNOWN_MOVIE,
     UNKNOWN_USER,
     USERS_FILE,
-    WRONG_FIELDS,
     DataReport,
     FileReport,
     MovieLensData,
     MovieLensError,
 )
 from training_job.data_sources import resolve
+from training_job.data_split import (
+    Split,
+    Validator,
+    matches,
+    repeated_ids,
+    split_lines,
+    to_float,
+    to_int64,
+    trim,
+)
 
 logger = get_logger(__name__)
 
-# ------------------------------------------------------------------------------------------- splitting
-
-
-def _decode(raw: bytes) -> tuple[bytes, str]:
-    """UTF-8 bytes for pyarrow plus the encoding we assumed.
-
-    MovieLens-1M is latin-1. A file that is valid UTF-8 *and* non-ASCII was almost surely re-saved as
-    UTF-8 (latin-1 accents are invalid UTF-8 sequences), so we take it as UTF-8 rather than double-encode.
-    """
-    if raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark (editors add it) is not part of user id 1
-        return raw[3:], "utf-8"
-    if raw.isascii():
-        return raw, "ascii"
-    try:
-        raw.decode("utf-8")
-        return raw, "utf-8"
-    except UnicodeDecodeError:
-        return raw.decode("latin-1").encode("utf-8"), "latin-1"
-
-
-def _count_lines(raw: bytes) -> int:
-    if not raw:
-        return 0
-    return raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)
-
-
-@dataclass
-class _Split:
-    columns: list[pa.Array]  # one string array per field, rows in file order
-    blank: list[str]
-    malformed: list[str]
-    lines: int
-
-
-def _split(raw: bytes, n_fields: int) -> tuple[_Split, str]:
-    """Split `::`-separated lines into n_fields string columns; collect blank and wrong-field-count lines."""
-    data, encoding = _decode(raw)
-    if b"\r" in data:  # what pyarrow treats as line ends anyway; normalised so lines are counted right
-        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    data = data.replace(SEP, _UNIT_SEP.encode())
-    lines = _count_lines(data)
-    blank: list[str] = []
-    malformed: list[str] = []
-
-    def on_invalid(row: Any) -> str:
-        (blank if not row.text.strip() else malformed).append(row.text)
-        return "skip"
-
-    names = [f"f{i}" for i in range(n_fields)]
-    if data.strip():
-        table = pacsv.read_csv(
-            pa.py_buffer(data),
-            read_options=pacsv.ReadOptions(
-                column_names=names, block_size=max(1 << 20, min(len(data) + 1, 64 << 20))
-            ),
-            parse_options=pacsv.ParseOptions(
-                delimiter=_UNIT_SEP,
-                quote_char=False,
-                escape_char=False,
-                ignore_empty_lines=True,
-                invalid_row_handler=on_invalid,
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-        columns = [table.column(n).combine_chunks() for n in names]
-    else:
-        columns = [pa.array([], pa.string()) for _ in names]
-    # Empty lines never reach the callback (ignore_empty_lines): they are what is left unaccounted for.
-    empty = lines - len(columns[0]) - len(blank) - len(malformed)
-    blank.extend([""] * max(empty, 0))
-    return _Split(columns, blank, malformed, lines), encoding
-
-
-def _split_or_python(raw: bytes, n_fields: int) -> tuple[_Split, str]:
-    """pyarrow split, falling back to a (slow, exact) Python split if pyarrow refuses the bytes.
-
-    pyarrow can fail on pathological input (e.g. a single line longer than its block size); the data
-    is still readable line by line, so we never let that crash the job.
-    """
-    try:
-        return _split(raw, n_fields)
-    except (pa.ArrowInvalid, pa.ArrowException) as exc:
-        logger.warning("pyarrow split failed, using the Python fallback", extra={"error": str(exc)[:200]})
-    data, encoding = _decode(raw)
-    text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
-    if text.endswith("\n"):
-        text = text[:-1]
-    rows: list[list[str]] = []
-    blank: list[str] = []
-    malformed: list[str] = []
-    lines = text.split("\n") if text else []
-    for line in lines:
-        if not line.strip():
-            blank.append(line)
-            continue
-        parts = line.split("::")
-        if len(parts) != n_fields:
-            malformed.append(line)
-        else:
-            rows.append(parts)
-    columns = [pa.array([r[i] for r in rows], pa.string()) for i in range(n_fields)]
-    return _Split(columns, blank, malformed, len(lines)), encoding
-
-
-def _row_texts(columns: list[pa.Array], idx: np.ndarray) -> list[str]:
-    """Rebuild the original lines of rows `idx` (for examples only: a handful of rows)."""
-    take = pa.array(idx[:MAX_EXAMPLES], pa.int64())
-    parts = [c.take(take).to_pylist() for c in columns]
-    return ["::".join(fields) for fields in zip(*parts, strict=True)]
-
-
-class _Validator:
-    """Assigns each split row its first failing reason (0 = still good), in check order."""
-
-    def __init__(self, split: _Split, report: FileReport, reasons: tuple[str, ...]) -> None:
-        self.split = split
-        self.report = report
-        self.reasons = reasons
-        self.n = len(split.columns[0])
-        self.code = np.zeros(self.n, dtype=np.int8)  # (n,) 0 = ok, k = reasons[k-1]
-        report.rejected = dict.fromkeys(reasons, 0)
-        report.reject(BLANK, len(split.blank), split.blank)
-        report.reject(WRONG_FIELDS, len(split.malformed), split.malformed)
-
-    def fail(self, reason: str, bad: np.ndarray) -> None:
-        """Mark rows where `bad` is True and that are still good with `reason`."""
-        hit = bad & (self.code == 0)
-        self.code[hit] = self.reasons.index(reason) + 1
-        idx = np.flatnonzero(hit)
-        self.report.reject(reason, len(idx), _row_texts(self.split.columns, idx) if len(idx) else [])
-
-    @property
-    def ok(self) -> np.ndarray:
-        return self.code == 0
-
-    def finish(self) -> np.ndarray:
-        ok = self.ok
-        self.report.rows_kept = int(ok.sum())
-        self.report.lines_read = self.split.lines
-        assert self.report.lines_read == self.report.rows_kept + self.report.total_rejected, self.report
-        return ok
-
-
-def _trim(col: pa.Array) -> pa.Array:
-    return pc.utf8_trim_whitespace(col)
-
-
-def _matches(col: pa.Array, pattern: str) -> np.ndarray:
-    return np.asarray(pc.match_substring_regex(col, pattern).to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def _to_int64(col: pa.Array, ok: np.ndarray) -> np.ndarray:
-    """int64 values where ok (validated by regex first), 0 elsewhere."""
-    out = np.zeros(len(col), dtype=np.int64)
-    if ok.any():
-        out[ok] = pc.cast(col.filter(pa.array(ok)), pa.int64()).to_numpy()
-    return out
-
-
-def _to_float(col: pa.Array, ok: np.ndarray) -> np.ndarray:
-    out = np.zeros(len(col), dtype=np.float64)
-    if ok.any():
-        out[ok] = pc.cast(col.filter(pa.array(ok)), pa.float64()).to_numpy()
-    return out
-
-
-def _repeated_ids(ids: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    """True for rows whose id (among ok rows) was already seen earlier in the file."""
-    dup = np.zeros(len(ids), dtype=bool)
-    sub = np.flatnonzero(ok)
-    dup[sub] = pd.Series(ids[sub]).duplicated(keep="first").to_numpy()
-    return dup
-
-
 # --------------------------------------------------------------------------------------------- parsers
+
+
+def _entity_rows(raw: bytes, n_fields: int, report: FileReport) -> tuple[Split, np.ndarray, np.ndarray]:
+    """users.dat / movies.dat lines split into columns, with each row's id (first field) and whether the row
+    is kept: a non-numeric or repeated id rejects it (counted in `report`)."""
+    split, report.encoding = split_lines(raw, n_fields)
+    v = Validator(split, report, ENTITY_REASONS)
+    id_s = trim(split.columns[0])
+    id_ok = matches(id_s, _ID_RE)
+    v.fail(NON_NUMERIC_ID, ~id_ok)
+    ids = to_int64(id_s, id_ok)
+    v.fail(DUPLICATE_ID, repeated_ids(ids, v.ok))
+    return split, ids, v.finish()
 
 
 def parse_users(raw: bytes) -> tuple[pd.DataFrame, FileReport]:
     """users.dat: UserID::Gender::Age::Occupation::Zip. Attributes stay strings (categorical)."""
     t0 = time.perf_counter()
     report = FileReport()
-    split, report.encoding = _split_or_python(raw, 5)
-    v = _Validator(split, report, ENTITY_REASONS)
-    uid_s = _trim(split.columns[0])
-    id_ok = _matches(uid_s, _ID_RE)
-    v.fail(NON_NUMERIC_ID, ~id_ok)
-    uid = _to_int64(uid_s, id_ok)
-    v.fail(DUPLICATE_ID, _repeated_ids(uid, v.ok))
-    ok = v.finish()
+    split, uid, ok = _entity_rows(raw, 5, report)
     mask = pa.array(ok)
     frame: dict[str, Any] = {"user_id": uid[ok]}
     for name, col in zip(("gender", "age", "occupation", "zip"), split.columns[1:], strict=True):
-        values = _trim(col.filter(mask)).to_numpy(zero_copy_only=False).astype(object)
+        values = trim(col.filter(mask)).to_numpy(zero_copy_only=False).astype(object)
         values[values == ""] = UNKNOWN_ATTR
         frame[name] = pd.Categorical(values)
     report.seconds = round(time.perf_counter() - t0, 4)
@@ -305,14 +136,7 @@ def parse_movies(raw: bytes) -> tuple[pd.DataFrame, FileReport, dict[str, Any]]:
     """movies.dat: MovieID::Title (Year)::Genre|Genre. A few thousand rows: per-row Python is fine here."""
     t0 = time.perf_counter()
     report = FileReport()
-    split, report.encoding = _split_or_python(raw, 3)
-    v = _Validator(split, report, ENTITY_REASONS)
-    mid_s = _trim(split.columns[0])
-    id_ok = _matches(mid_s, _ID_RE)
-    v.fail(NON_NUMERIC_ID, ~id_ok)
-    mid = _to_int64(mid_s, id_ok)
-    v.fail(DUPLICATE_ID, _repeated_ids(mid, v.ok))
-    ok = v.finish()
+    split, mid, ok = _entity_rows(raw, 3, report)
     mask = pa.array(ok)
     raw_titles = [t.strip() for t in split.columns[1].filter(mask).to_pylist()]
     parsed = [parse_title(t) for t in raw_titles]
@@ -351,19 +175,19 @@ def parse_ratings(
     """
     t0 = time.perf_counter()
     report = FileReport()
-    split, report.encoding = _split_or_python(raw, 4)
-    v = _Validator(split, report, RATING_REASONS)
-    u_s, m_s, r_s, t_s = (_trim(c) for c in split.columns)
-    ids_ok = _matches(u_s, _ID_RE) & _matches(m_s, _ID_RE)
+    split, report.encoding = split_lines(raw, 4)
+    v = Validator(split, report, RATING_REASONS)
+    u_s, m_s, r_s, t_s = (trim(c) for c in split.columns)
+    ids_ok = matches(u_s, _ID_RE) & matches(m_s, _ID_RE)
     v.fail(NON_NUMERIC_ID, ~ids_ok)
-    r_ok = _matches(r_s, _RATING_RE)
+    r_ok = matches(r_s, _RATING_RE)
     v.fail(NON_NUMERIC_RATING, ~r_ok)
-    t_ok = _matches(t_s, _TS_RE)
+    t_ok = matches(t_s, _TS_RE)
     v.fail(NON_NUMERIC_TIMESTAMP, ~t_ok)
-    uid = _to_int64(u_s, ids_ok)
-    mid = _to_int64(m_s, ids_ok)
-    rating = _to_float(r_s, r_ok)
-    ts = _to_int64(t_s, t_ok)
+    uid = to_int64(u_s, ids_ok)
+    mid = to_int64(m_s, ids_ok)
+    rating = to_float(r_s, r_ok)
+    ts = to_int64(t_s, t_ok)
     v.fail(RATING_RANGE, (rating < RATING_MIN) | (rating > RATING_MAX))
     if user_ids is not None:
         v.fail(UNKNOWN_USER, ~np.isin(uid, user_ids))

@@ -76,7 +76,7 @@ def check_movie_fields(reader: RunReader, movies: pa.Table, movie_ids: np.ndarra
     import numpy as np
     import pyarrow.compute as pc
 
-    from shared.vector_store import MAX_GENRE_LEN, MAX_GENRES
+    from shared.milvus_schema import MAX_GENRE_LEN, MAX_GENRES
 
     where = artifacts.MOVIES
     if int(movie_ids.min()) < 0:

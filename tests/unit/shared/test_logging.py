@@ -4,10 +4,9 @@ named after the module) and structured fields go in `extra={...}`, never as keyw
 from __future__ import annotations
 
 import ast
-import json
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.helpers.logs import json_log_lines
 
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGES = ("handlers", "shared", "training_job")
@@ -71,10 +70,7 @@ logging.getLogger("graphrec.training_job.fit").setLevel("ERROR")
 b.warning("filtered out by its module's level")
 a.warning("still shown")
 """
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "POWERTOOLS_SERVICE_NAME": "graphrec"}
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    lines = json_log_lines(code, {"POWERTOOLS_SERVICE_NAME": "graphrec"})
     assert [(x["name"], x["message"]) for x in lines] == [
         ("graphrec.handlers.loader.run", "loaded"),
         ("graphrec.handlers.loader.run", "still shown"),

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import boto3
 import pytest
 from pydantic import Field, ValidationError
 
 from shared.settings import Settings, clear_settings_cache, env_var, get_settings, renamed_variables
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.helpers.logs import json_log_lines
 
 
 def test_environment_is_read_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,15 +82,12 @@ def test_each_old_name_is_logged_once_as_deprecated() -> None:
     """In a fresh process (the warning is once per process): one JSON warning per old name, naming the new one;
     an old name shadowed by its new one is reported as ignored."""
     code = "from shared.settings import Settings\nfor _ in range(3): Settings()\n"
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "MILVUS_URI": "old.db", "KEEP_RUNS": "4",
-           "MYSQL_HOST": "old-host", "GRAPHREC_MYSQL_HOST": "new-host"}  # fmt: skip
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    env = {"MILVUS_URI": "old.db", "KEEP_RUNS": "4", "MYSQL_HOST": "old-host", "GRAPHREC_MYSQL_HOST": "new-host"}
+    lines = json_log_lines(code, env)
     assert [(x["level"], x["message"]) for x in lines] == [
         ("WARNING", "KEEP_RUNS is deprecated: rename it GRAPHREC_KEEP_RUNS"),
         ("WARNING", "MILVUS_URI is deprecated: rename it GRAPHREC_MILVUS_URI"),
         ("WARNING", "MYSQL_HOST is ignored: GRAPHREC_MYSQL_HOST is set"),
     ]
     assert lines[1]["variable"] == "MILVUS_URI" and lines[1]["renamed_to"] == "GRAPHREC_MILVUS_URI"
-    assert lines[1]["name"] == "graphrec.shared.settings"
+    assert lines[1]["name"] == "graphrec.shared.settings_env"

@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from training_job import data, data_report
+from training_job import data, data_report, data_split
 from training_job.data import MovieLensError, load_movielens, parse_genres, parse_title
 
 from ._helpers import MOVIES, RATINGS, USERS, write_ml
@@ -246,7 +246,7 @@ def test_python_fallback_agrees_with_pyarrow_split(tmp_path: Path, monkeypatch: 
     def refuse(raw: bytes, n_fields: int) -> None:
         raise pa.ArrowInvalid("straddling object straddles two block boundaries")
 
-    monkeypatch.setattr(data, "_split", refuse)
+    monkeypatch.setattr(data_split, "_split", refuse)
     slow = load_movielens(str(folder))
     assert (
         slow.report.to_dict()["files"]["ratings.dat"]["rejected"]
