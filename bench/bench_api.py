@@ -246,21 +246,20 @@ def wait_healthy(base: str, proc: subprocess.Popen[bytes], seconds: float = 60.0
     """Poll GET /health until 200; fail if the server process exits or `seconds` pass."""
     import httpx
 
-    deadline = time.monotonic() + seconds
-    while True:
+    from tests.helpers.servers import wait_until
+
+    def healthy() -> bool:
         try:
-            if httpx.get(base + "/health", timeout=5).status_code == 200:
-                return
+            return httpx.get(base + "/health", timeout=5).status_code == 200
         except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise RuntimeError("uvicorn did not become healthy")
-        time.sleep(0.2)
+            return False
+
+    wait_until(healthy, alive=lambda: proc.poll() is None, what="uvicorn (healthy)", timeout=seconds)
 
 
 def over_http(movie_ids: list[int], total: int, seconds: float, concurrency: int) -> dict[str, float]:
 
-    from tests.helpers.live import free_port
+    from tests.helpers.servers import free_port, stop
 
     port = free_port()
     proc = subprocess.Popen(
@@ -274,11 +273,7 @@ def over_http(movie_ids: list[int], total: int, seconds: float, concurrency: int
         asyncio.run(_load(base, movie_ids, 200, 10, concurrency))  # warm-up
         return asyncio.run(_load(base, movie_ids, total, seconds, concurrency))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 COLD = """

@@ -98,17 +98,15 @@ def api_cpu_seconds(pid: int) -> float:
 
 
 def start_milvus(data: Path) -> tuple[subprocess.Popen[bytes], str]:
-    from tests.integration.faults.conftest import start_milvus_server
+    from tests.helpers.servers import start_milvus_lite_server
 
-    return start_milvus_server(data)
+    return start_milvus_lite_server(data)
 
 
 def free_port() -> int:
-    import socket
+    from tests.helpers.servers import free_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
 
 
 def env_for(milvus_uri: str, mysql_port: int | None = None) -> dict[str, str]:
@@ -373,14 +371,11 @@ def main() -> None:
         asyncio.run(drive(args, base, ids, second, milvus_uri, proxy, api.pid))
     finally:
         proxy.close()
+        from tests.helpers.servers import stop
+
         if api is not None:
-            api.terminate()
-            api.wait(timeout=10)
-        milvus.terminate()
-        try:
-            milvus.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            milvus.kill()
+            stop(api)
+        stop(milvus)
 
 
 if __name__ == "__main__":

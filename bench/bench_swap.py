@@ -45,22 +45,10 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def start_milvus_server(data: Path) -> tuple[subprocess.Popen[bytes], str]:
-    from tests.conftest import _milvus_ready, free_port
+    """`milvus-lite server` under `data` (tests/helpers/servers.py); returns (process, uri) once it answers."""
+    from tests.helpers.servers import start_milvus_lite_server
 
-    port = free_port()
-    exe = Path(sys.executable).with_name("milvus-lite")
-    env = {k: v for k, v in os.environ.items() if k != "MILVUS_URI"}
-    proc = subprocess.Popen(
-        [str(exe), "server", "--data-dir", str(data), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-    )  # fmt: skip
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while not _milvus_ready(uri):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("milvus-lite server did not start")
-        time.sleep(0.2)
-    return proc, uri
+    return start_milvus_lite_server(data)
 
 
 def recreate_db() -> None:
@@ -128,8 +116,9 @@ async def _load(base: str, n_movies: int, n_users: int, concurrency: int, stop: 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from bench_api import wait_healthy  # bench/ is on sys.path: the script's own folder
 
-    from tests.conftest import free_port
     from tests.helpers.factories import make_run
+    from tests.helpers.servers import free_port
+    from tests.helpers.servers import stop as stop_process
 
     n_movies, n_users, dim = (400, 300, 16) if args.small else (3706, 6040, 64)
     work = Path(tempfile.mkdtemp(prefix="graphrec-swap-"))
@@ -191,16 +180,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         load1_after = os.getloadavg()
     finally:
         if api is not None:
-            api.terminate()
-            try:
-                api.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                api.kill()
-        milvus.terminate()
-        try:
-            milvus.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            milvus.kill()
+            stop_process(api)
+        stop_process(milvus)
 
     ok = [r for r in results if r[2] == 200]
     failed = [r for r in results if r[2] != 200]

@@ -11,11 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from shared.settings import ENV_PREFIX, clear_settings_cache, renamed_variables
+from tests.helpers.servers import free_port, milvus_answers, milvus_lite_server  # noqa: F401 - free_port: old path
 from tests.tls_mariadb import tls_database, tls_mariadb  # noqa: F401 - fixtures: one TLS MariaDB per session
 
 MYSQL_HOST = os.environ.get("TEST_MYSQL_HOST", "127.0.0.1")
@@ -128,31 +125,6 @@ def s3_bucket(moto_endpoint: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------- Milvus server
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _milvus_ready(uri: str) -> bool:
-    from shared.vector_store import import_pymilvus
-
-    import_pymilvus()
-    from pymilvus import MilvusClient
-
-    try:
-        client = MilvusClient(uri=uri, timeout=2)
-    except Exception:  # noqa: BLE001 - not up yet
-        return False
-    try:
-        client.list_databases()
-        return True
-    except Exception:  # noqa: BLE001
-        return False
-    finally:
-        client.close()
-
-
 @pytest.fixture(scope="session")
 def milvus_server() -> Iterator[str]:
     """A Milvus server reached over the network: http://127.0.0.1:<port>.
@@ -163,38 +135,17 @@ def milvus_server() -> Iterator[str]:
     """
     given = os.environ.get("TEST_MILVUS_SERVER_URI")
     if given:
-        if not _milvus_ready(given):
+        if not milvus_answers(given):
             pytest.fail(f"TEST_MILVUS_SERVER_URI={given} does not answer")
         yield given.rstrip("/")
         return
-    exe = Path(sys.executable).with_name("milvus-lite")
     # Not under pytest's basetemp: a concurrent pytest session prunes old basetemps, which would delete the
     # data of a server this session still uses.
     data = Path(tempfile.mkdtemp(prefix="graphrec-milvus-server-"))
-    port = free_port()
-    log = (data / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [str(exe), "server", "--data-dir", str(data / "data"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={k: v for k, v in os.environ.items() if k != "MILVUS_URI"},
-    )
-    uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while not _milvus_ready(uri):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"milvus-lite server did not start: {(data / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.2)
-        yield uri
+        with milvus_lite_server(data) as uri:
+            yield uri
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
         shutil.rmtree(data, ignore_errors=True)
 
 

@@ -10,20 +10,13 @@ import datetime
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.helpers.servers import answers, free_port, stop, wait_until
 
 
 @dataclass(frozen=True)
@@ -125,26 +118,17 @@ def tls_mariadb() -> Iterator[TlsMariaDB]:
     )  # fmt: skip
     db = TlsMariaDB("localhost", port, sock, ca, "graphrec_app", "first-password")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                _admin(db, "SELECT 1")
-                break
-            except Exception:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    err = (base / "error.log").read_text() if (base / "error.log").exists() else ""
-                    raise RuntimeError(f"TLS MariaDB did not start: {err[-2000:]}") from None
-                time.sleep(0.2)
+        wait_until(
+            lambda: answers(lambda: _admin(db, "SELECT 1")),
+            alive=lambda: proc.poll() is None,
+            what="TLS MariaDB",
+            log=base / "error.log",
+        )
         _admin(db, f"CREATE USER '{db.user}'@'%' IDENTIFIED BY '{db.password}'")
         _admin(db, f"GRANT ALL ON *.* TO '{db.user}'@'%'")
         yield db
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc, timeout=20)
         log.close()
         shutil.rmtree(base, ignore_errors=True)
 

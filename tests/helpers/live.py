@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +19,7 @@ from shared.artifacts import MOVIES, USER_HISTORY, RunReader
 from shared.lambda_context import LocalLambdaContext
 from shared.settings import Settings
 from tests.helpers.factories import FakeRun, make_run
+from tests.helpers.servers import free_port, wait_until  # noqa: F401 - free_port: old import path
 
 MYSQL_ENV = ("GRAPHREC_MYSQL_HOST", "GRAPHREC_MYSQL_PORT", "GRAPHREC_MYSQL_USER", "GRAPHREC_MYSQL_PASSWORD")
 
@@ -75,12 +74,6 @@ def load_live(settings: Settings, run: FakeRun) -> LiveRun:
     vectors.set_alias(run.run_id)
     meta.close()
     return LiveRun(run=run, movies=movies)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def http_api_event(
@@ -160,11 +153,7 @@ def uvicorn_in_thread(app: Any) -> Iterator[str]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
+    wait_until(lambda: server.started, alive=thread.is_alive, what="uvicorn", timeout=20, interval=0.02)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -7,9 +7,6 @@ so the whole suite runs in about a minute; the defaults are a few seconds (share
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,7 +22,7 @@ from handlers.api_app import create_app, deps
 from shared.settings import clear_settings_cache, get_settings
 from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER
 from tests.helpers.factories import make_run
-from tests.helpers.live import LiveRun, free_port, load_live, uvicorn_in_thread
+from tests.helpers.live import LiveRun, load_live, uvicorn_in_thread
 
 # Short budgets for the suite: a store call may take 1 s, a request 2 s.
 FAST_TIMEOUTS = {
@@ -89,48 +86,6 @@ def module_env(values: dict[str, str]) -> Iterator[None]:
     finally:
         mp.undo()
         clear_settings_cache()
-
-
-def start_milvus_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """`milvus-lite server` in its own process on a free loopback port (the gRPC protocol of a Milvus server)."""
-    from shared.vector_store import import_pymilvus
-
-    port = free_port()
-    exe = Path(sys.executable).with_name("milvus-lite")
-    log = (data_dir / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            str(exe),
-            "server",
-            "--data-dir",
-            str(data_dir / "data"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={k: v for k, v in os.environ.items() if k != "MILVUS_URI"},
-    )
-    uri = f"http://127.0.0.1:{port}"
-    import_pymilvus()
-    from pymilvus import MilvusClient
-
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            client = MilvusClient(uri=uri, timeout=2)
-            client.list_collections()
-            client.close()
-            return proc, uri
-        except Exception:  # noqa: BLE001 - not up yet
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(
-                    f"milvus-lite server did not start: {(data_dir / 'server.log').read_text()[-2000:]}"
-                ) from None
-            time.sleep(0.3)
 
 
 @dataclass

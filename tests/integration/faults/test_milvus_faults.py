@@ -5,7 +5,6 @@ a restart. The in-memory index is off (GRAPHREC_API_LOCAL_INDEX_MAX=0), so every
 from __future__ import annotations
 
 import statistics
-import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,13 +13,13 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.helpers.servers import milvus_lite_server
 from tests.integration.faults.conftest import (
     DEADLINE,
     SLACK,
     Answer,
     Stores,
     live_stores,
-    start_milvus_server,
     timed,
 )
 from tests.integration.faults.proxy import FaultProxy
@@ -31,15 +30,8 @@ STATIC = ("/", "/web/style.css", "/web/app.js")
 
 @pytest.fixture(scope="module")
 def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    proc, uri = start_milvus_server(tmp_path_factory.mktemp("milvus-server"))
-    try:
+    with milvus_lite_server(tmp_path_factory.mktemp("milvus-server")) as uri:
         yield uri
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture(scope="module")

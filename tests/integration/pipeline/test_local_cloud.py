@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,13 +13,9 @@ from pathlib import Path
 import boto3
 import pytest
 
+from tests.helpers.servers import free_port
+
 REPO = Path(__file__).resolve().parents[3]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _exports(stdout: str) -> dict[str, str]:
@@ -51,7 +46,7 @@ def test_local_cloud_script_provisions_everything_and_stops(tmp_path: Path) -> N
     state = tmp_path / "state"
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GRAPHREC_", "MYSQL_", "MILVUS_"))}
     base_env.update({"VENV": str(Path(sys.executable).parent.parent), "GRAPHREC_MYSQL_DATABASE": "graphrec_cloud_t"})
-    args = ["--port", str(_free_port()), "--state-dir", str(state), "--data", str(data), "--quiet"]
+    args = ["--port", str(free_port()), "--state-dir", str(state), "--data", str(data), "--quiet"]
     proc = _script(args, base_env)
     try:
         assert proc.returncode == 0, proc.stderr
