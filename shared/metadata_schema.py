@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from shared.run_status import RunStatus
+
 SCHEMA_VERSION = 2
 
 MIGRATIONS: dict[int, list[str]] = {
@@ -102,7 +104,7 @@ class Movie:
 @dataclass(frozen=True)
 class RunRecord:
     run_id: str
-    status: str
+    status: RunStatus
     dim: int
     counts: dict[str, Any]
     metrics: dict[str, Any]
@@ -124,7 +126,7 @@ def movie_from_row(row: Sequence[Any]) -> Movie:
 def run_from_row(row: Sequence[Any]) -> RunRecord:
     return RunRecord(
         run_id=row[0],
-        status=row[1],
+        status=RunStatus(row[1]),
         dim=int(row[2]),
         counts=json.loads(row[3]) if row[3] else {},
         metrics=json.loads(row[4]) if row[4] else {},

@@ -9,6 +9,7 @@ import pytest
 
 from shared.artifacts import collection_name, new_run_id
 from shared.metadata_store import MetadataStore, Movie
+from shared.run_status import RunStatus
 from shared.settings import Settings
 from shared.vector_store import StoreUnavailable, VectorStore, close_all_clients
 from tests.helpers.factories import GENRES
@@ -193,6 +194,7 @@ def test_runs_lifecycle_and_switch(meta: MetadataStore) -> None:
     assert meta.switch_live(b) == a
     rec = meta.get_run(a)
     assert rec is not None and rec.status == "retired" and rec.counts == {"movies": 3}
+    assert rec.status is RunStatus.RETIRED  # rows come back typed, not as bare strings
     assert meta.live_run().run_id == b  # type: ignore[union-attr]
     meta.set_status(a, "failed", "checksum mismatch")
     assert meta.get_run(a).reason == "checksum mismatch"  # type: ignore[union-attr]
