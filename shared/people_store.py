@@ -180,7 +180,7 @@ class PeopleMixin:
 
     def like_actions(self, user_id: int) -> list[Event]:
         """Every like/unlike of the person, oldest first (for shared.event_fold.liked: all of them, not only
-        the latest EVENTS_REALTIME_MAX, so an old like still shows)."""
+        the latest GRAPHREC_EVENTS_REALTIME_MAX, so an old like still shows)."""
         self._people()
         rows = self._fetchall(
             "SELECT JSON_ARRAYAGG(JSON_ARRAY(seq, movie_id, type)) FROM events WHERE user_id=%s"

@@ -251,7 +251,7 @@ def test_pipeline_from_template(cloud: Cloud, tmp_path: Path) -> None:
     assert out["results"][0]["run_id"] == run1
 
     # 4. API Gateway events are answered from run 1
-    cloud.env_for("ApiFunction", LIVE_RUN_CACHE_SECONDS="0.5")
+    cloud.env_for("ApiFunction", GRAPHREC_LIVE_RUN_CACHE_SECONDS="0.5")
     status, health = cloud.api("api_health.json")
     assert status == 200 and health["status"] == "ok" and health["run_id"] == run1
     status, movies = cloud.api(
@@ -321,7 +321,7 @@ def test_pipeline_from_template(cloud: Cloud, tmp_path: Path) -> None:
 
     # 7. run 2 loads while the API keeps answering; afterwards /health names run 2
     assert cloud.s3_targets(manifest2) == ["LoaderFunction"]
-    cloud.env_for("LoaderFunction", LIVE_RUN_CACHE_SECONDS="0.5")
+    cloud.env_for("LoaderFunction", GRAPHREC_LIVE_RUN_CACHE_SECONDS="0.5")
     load_result: dict[str, Any] = {}
 
     def load() -> None:
