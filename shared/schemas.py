@@ -79,6 +79,33 @@ class Movie(BaseModel):
     genres: list[str]
 
 
+class MovieDetails(BaseModel):
+    """What is known about a movie beyond the training data (filled by `python -m training_job enrich`).
+
+    Every field is null when unknown: a movie never looked up, not found, or looked up without a poster.
+    Clients render a placeholder for each missing field (docs/api.md, "Movie details")."""
+
+    plot: str | None = Field(default=None, description="Short plot summary, or null.")
+    director: str | None = Field(default=None, description="Director(s), comma-separated as published, or null.")
+    cast: list[str] | None = Field(default=None, description="Leading actors, billing order; null when unknown.")
+    runtime_minutes: int | None = Field(default=None, description="Running time in minutes, or null.")
+    poster_url: str | None = Field(
+        default=None,
+        description="An http(s) URL of a poster image on the source's servers (hot-linked, not copied), or null: "
+        "show a placeholder.",
+    )
+    source: str | None = Field(
+        default=None, description="Where the details came from (e.g. 'omdb'); null when nothing is known."
+    )
+
+
+class MovieWithDetails(Movie):
+    details: MovieDetails = Field(
+        default_factory=MovieDetails,
+        description="Plot, director, cast, runtime and poster; always present, its fields null when unknown.",
+    )
+
+
 class MovieList(BaseModel):
     run_id: str = Field(description="The live model run that served this answer.")
     items: list[Movie]

@@ -10,7 +10,7 @@ from handlers.api_app import catalogue
 from handlers.api_app.deps import LiveRunDep, MetadataDep, RecommenderDep, answerable_from_memory
 from handlers.api_app.offload import run_blocking
 from handlers.api_app.routes._responses import NOT_FOUND, STANDARD
-from shared.schemas import INT64_MAX, MAX_K, Movie, MovieList, Recommendations
+from shared.schemas import INT64_MAX, MAX_K, MovieList, MovieWithDetails, Recommendations
 
 router = APIRouter(tags=["movies"], responses=STANDARD)
 MovieIdPath = Annotated[int, Path(ge=0, le=INT64_MAX, description="Movie id")]
@@ -30,8 +30,9 @@ async def list_movies(
     )
 
 
-@router.get("/movies/{movie_id}", response_model=Movie, responses=NOT_FOUND)
-async def get_movie(movie_id: MovieIdPath, live: LiveRunDep, meta: MetadataDep) -> Movie:
+@router.get("/movies/{movie_id}", response_model=MovieWithDetails, responses=NOT_FOUND)
+async def get_movie(movie_id: MovieIdPath, live: LiveRunDep, meta: MetadataDep) -> MovieWithDetails:
+    """One movie of the live run, with its plot, director, cast, runtime and poster when known (null otherwise)."""
     return await run_blocking(lambda: catalogue.get_movie(meta, live.run_id, movie_id))
 
 
