@@ -3,6 +3,7 @@
     python -m training_job train --data SRC --output URI [--max-minutes 5 --device cpu ...]
     python -m training_job synthetic --help     # MovieLens-shaped synthetic data for tests/benchmarks
     python -m training_job evaluate --help      # HR@10 of what a deployment serves on held-out rows
+    python -m training_job enrich --help        # movie details (plot, cast, poster) from OMDb, optional
 
 `train` is the Docker image's ENTRYPOINT (python -m training_job train).
 """
@@ -14,7 +15,7 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from training_job import score_served, synthetic, train
+    from training_job import enrich, score_served, synthetic, train
 
     parser = argparse.ArgumentParser(
         prog="python -m training_job",
@@ -47,6 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score_served.add_arguments(p_eval)
     p_eval.set_defaults(func=score_served.main)
+    p_enrich = sub.add_parser(
+        "enrich",
+        help="fill plot, director, cast, runtime and poster URL of the movies from OMDb (optional, cached)",
+        description=enrich.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    enrich.add_arguments(p_enrich)
+    p_enrich.set_defaults(func=enrich.main)
     return parser
 
 
