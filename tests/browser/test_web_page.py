@@ -15,19 +15,9 @@ from typing import Any
 
 import pytest
 
-from handlers.api_app import create_app, deps
-from tests.helpers.live import LiveRun, uvicorn_in_thread
+from tests.browser.conftest import open_page
+from tests.helpers.live import LiveRun
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOT = Path(os.environ.get("GRAPHREC_SCREENSHOT", "/tmp/graphrec_page.png"))
 
 pytestmark = pytest.mark.browser
@@ -35,22 +25,8 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def page(live: LiveRun) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM}: run `apt-get install -y chromium`"
-    deps.reset_caches()
-    with uvicorn_in_thread(create_app()) as url, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            tab = browser.new_page(viewport={"width": 1280, "height": 900})
-            errors: list[str] = []
-            tab.on("pageerror", lambda exc: errors.append(str(exc)))
-            tab.goto(url + "/")
-            yield tab
-            assert errors == [], f"JavaScript errors on the page: {errors}"
-        finally:
-            browser.close()
-    deps.reset_caches()
+    with open_page() as (tab, _):
+        yield tab
 
 
 def _ids(page: Any, selector: str) -> list[int]:

@@ -27,10 +27,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from handlers.api_app import create_app, deps
-from shared.settings import Settings, clear_settings_cache
-from tests.browser.test_web_page import ARGS, CHROMIUM
-from tests.helpers.live import LiveRun, uvicorn_in_thread
+from shared.settings import clear_settings_cache
+from tests.browser.conftest import open_page
+from tests.helpers.live import LiveRun
 
 pytestmark = pytest.mark.browser
 
@@ -39,11 +38,6 @@ SHOTS = Path(os.environ.get("GRAPHREC_SCREENSHOT_DIR", "/tmp"))
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAIAAAADCAIAAAA2iEnWAAAAFklEQVR4nGNkYPjPwMDAxMDAwMDAAAAnWAIDl5xJ5wAAAABJRU5ErkJggg=="
 )
-
-
-def _env(name: str) -> str:
-    """The environment variable of a setting (the settings may carry a prefix; the old names keep working)."""
-    return str(Settings.model_config.get("env_prefix") or "").upper() + name
 
 
 class Browser:
@@ -97,25 +91,11 @@ class Browser:
 
 @pytest.fixture
 def browser(live: LiveRun, monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser]:
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM}: run `apt-get install -y chromium`"
-    monkeypatch.setenv(_env("AUTH_MODE"), "dev")
-    monkeypatch.setenv(_env("DEV_AUTH_SECRET"), "browser-" + uuid.uuid4().hex)
+    monkeypatch.setenv("GRAPHREC_AUTH_MODE", "dev")
+    monkeypatch.setenv("GRAPHREC_DEV_AUTH_SECRET", "browser-" + uuid.uuid4().hex)
     clear_settings_cache()
-    deps.reset_caches()
-    with uvicorn_in_thread(create_app()) as url, sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            tab = chromium.new_page(viewport={"width": 1280, "height": 900})
-            errors: list[str] = []
-            tab.on("pageerror", lambda exc: errors.append(str(exc)))
-            tab.goto(url + "/")
-            yield Browser(tab, url)
-            assert errors == [], f"JavaScript errors on the page: {errors}"
-        finally:
-            chromium.close()
-    deps.reset_caches()
+    with open_page() as (tab, url):
+        yield Browser(tab, url)
 
 
 def _wait_recs_change(tab: Any, before: list[int]) -> None:
