@@ -29,14 +29,25 @@ def test_cfn_lint_catches_a_broken_template(tmp_path: Path) -> None:
     assert proc.returncode != 0 and "99999" in proc.stdout
 
 
-def test_retrain_routes_require_iam_and_public_routes_do_not() -> None:
+PERSON_ROUTES = {
+    ("GET", "/users/me"),
+    ("DELETE", "/users/me"),
+    ("POST", "/events"),
+    ("GET", "/users/me/events"),
+    ("GET", "/users/me/recommendations"),
+}
+
+
+def test_retrain_routes_require_iam_person_routes_a_cognito_token_and_public_routes_nothing() -> None:
     template = load_template()
     assert template["Resources"]["HttpApi"]["Properties"]["Auth"]["EnableIamAuthorizer"] is True
     routes = http_routes(template)
     retrain = [r for r in routes if r[0] == "RetrainFunction"]
     assert {(m, p) for _, m, p, _ in retrain} == {("POST", "/retrain"), ("GET", "/retrain/{job_id}")}
     assert all(auth == "AWS_IAM" for *_, auth in retrain)
-    assert all(auth is None for fn, *_, auth in routes if fn == "ApiFunction")
+    api = {(m, p): auth for fn, m, p, auth in routes if fn == "ApiFunction"}
+    assert {route for route, auth in api.items() if auth == "CognitoJwt"} == PERSON_ROUTES
+    assert all(auth is None for route, auth in api.items() if route not in PERSON_ROUTES)
 
 
 def test_loader_is_triggered_by_manifests_in_the_artifact_prefix() -> None:
