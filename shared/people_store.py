@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from shared.event_fold import Event, EventType
 
+_clock = time.time  # the write budget's clock (tests move it)
+
 # New people get ids from here up (the profiles table's AUTO_INCREMENT start): MovieLens ids stay below.
 NEW_USER_BASE = 1_000_000_000
 
@@ -210,19 +212,20 @@ class PeopleMixin:
         seconds until the next window (the batch is refused; what it asked for still counts, so a client
         hammering the API stays refused until it waits)."""
         self._people()
-        now = time.time()
+        now = _clock()
         window = int(now // 60)
-        self._execute(
+        created = self._execute(
             "INSERT INTO write_budget (user_id, window_start, used) VALUES (%s, %s, %s)"
             " ON DUPLICATE KEY UPDATE used = used + VALUES(used)",
             (int(user_id), window, int(n)),
-        )
+        ) == 1  # 1 = a new window's row, 2 = an existing one updated
         used = int(
             self._fetchall(
                 "SELECT used FROM write_budget WHERE user_id=%s AND window_start=%s", (int(user_id), window)
             )[0][0]
         )
-        self._execute("DELETE FROM write_budget WHERE user_id=%s AND window_start < %s", (int(user_id), window - 1))
+        if created:  # once per person and minute: forget their older windows
+            self._execute("DELETE FROM write_budget WHERE user_id=%s AND window_start < %s", (int(user_id), window))
         if used <= per_minute:
             return 0.0
         return max(1.0, (window + 1) * 60 - now)

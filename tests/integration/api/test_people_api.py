@@ -267,3 +267,23 @@ def test_only_the_latest_events_are_folded_in_but_every_like_is_listed(
     # the answer reads only the latest three events (older ones reach the model through retraining);
     # movies outside the window are not excluded either
     assert ids(recs) == liked_answer(api, m[3:6])
+
+
+def test_write_budget_is_per_minute_and_old_windows_are_dropped(
+    live: LiveRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shared.people_store as people_store
+    from shared.metadata_store import MetadataStore
+
+    store = MetadataStore.from_settings(get_settings())
+    now = [1_800_000_000.0]  # a minute boundary
+    monkeypatch.setattr(people_store, "_clock", lambda: now[0])
+    assert store.spend_write_budget(7, 3, per_minute=5) == 0
+    assert store.spend_write_budget(7, 2, per_minute=5) == 0
+    now[0] += 20
+    assert store.spend_write_budget(7, 1, per_minute=5) == 40.0  # 6 > 5: wait for the next minute
+    now[0] += 40
+    assert store.spend_write_budget(7, 5, per_minute=5) == 0  # a new minute, a new budget
+    windows = store._fetchall("SELECT window_start FROM write_budget WHERE user_id=7")
+    assert [int(w) for (w,) in windows] == [int(now[0] // 60)]  # the old minute's row is gone
+    store.close()
