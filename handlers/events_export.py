@@ -21,6 +21,8 @@ import json
 import sys
 from typing import Any
 
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
+
 from shared.errors import StoreUnavailable
 from shared.events_export import DEFAULT_CHUNK_ROWS, export_from_settings
 from shared.log import get_logger, log_to_stderr
@@ -29,11 +31,18 @@ from shared.settings import get_settings
 logger = get_logger(__name__)
 
 
+def _trigger(event: dict[str, Any]) -> tuple[str, str | None]:
+    """("schedule", its id) for the EventBridge schedule (read through Powertools' typed class), else
+    ("invoke", None): an on-demand invocation may carry any payload."""
+    if event.get("source") == "aws.events" and "detail-type" in event:
+        return "schedule", EventBridgeEvent(event).get_id
+    return "invoke", None
+
+
 def handler(event: dict[str, Any] | None, context: Any = None) -> dict[str, Any]:
     """Lambda entry point: export now, whatever triggered it; returns the snapshot's description."""
-    event = event or {}
-    trigger = "schedule" if event.get("source") == "aws.events" else "invoke"
-    logger.info("events export requested", extra={"trigger": trigger, "event_id": event.get("id")})
+    trigger, event_id = _trigger(event if isinstance(event, dict) else {})
+    logger.info("events export requested", extra={"trigger": trigger, "event_id": event_id})
     return export_from_settings(get_settings()).to_dict()
 
 

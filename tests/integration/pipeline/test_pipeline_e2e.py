@@ -272,6 +272,19 @@ def test_pipeline_from_template(cloud: Cloud, tmp_path: Path) -> None:
     assert status == 200 and similar["items"] and mid not in {r["movie_id"] for r in similar["items"]}
     status, user_recs = cloud.api("api_user_recommendations.json")  # user 1
     assert status == 200 and user_recs["run_id"] == run1 and user_recs["items"]
+    # a signed-in person, as API Gateway's JWT authorizer hands the Cognito claims over (the template's
+    # GRAPHREC_AUTH_MODE=cognito): their likes change their very next answer
+    like = _event("api_post_events.json")
+    like["body"] = json.dumps({"events": [{"movie_id": m, "type": "like", "idempotency_key": f"e2e-like-{m}"} for m in liked]})
+    resp = cloud.invoke("ApiFunction", like)
+    assert resp["statusCode"] == 200 and json.loads(resp["body"])["accepted"] == 2, resp
+    status, mine = cloud.api("api_me_recommendations.json")
+    rec_event["body"] = json.dumps({"liked": liked, "k": 10})
+    same = json.loads(cloud.invoke("ApiFunction", rec_event)["body"])
+    assert status == 200 and [i["movie_id"] for i in mine["items"]] == [i["movie_id"] for i in same["items"]]
+    anonymous = _event("api_me_recommendations.json")
+    del anonymous["requestContext"]["authorizer"]
+    assert cloud.invoke("ApiFunction", anonymous)["statusCode"] == 401
     resp = cloud.invoke("ApiFunction", _event("api_root.json"))
     assert resp["statusCode"] == 200 and "html" in resp["headers"].get("content-type", "")
 
