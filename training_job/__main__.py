@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from typing import Any
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,40 +24,45 @@ def build_parser() -> argparse.ArgumentParser:
         description="PinSage movie recommender: training job, synthetic data generator, and scoring of what a deployment serves.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p_train = sub.add_parser(
-        "train",
-        help="train PinSage and write a run folder (local or s3://)",
-        description=(
+    # (name, module with add_arguments, its entry point, --help line, description)
+    commands: list[tuple[str, Any, Callable[..., Any], str, str | None]] = [
+        (
+            "train",
+            train,
+            train.main,
+            "train PinSage and write a run folder (local or s3://)",
             "Train PinSage on MovieLens ratings (leave-last-out split), evaluate HR@10/NDCG@10/coverage "
             "against popularity and item-kNN, and write the run folder (embeddings, movies, user "
-            "histories, metrics, learning curve, config, manifest last) to OUTPUT/<run_id>/."
+            "histories, metrics, learning curve, config, manifest last) to OUTPUT/<run_id>/.",
         ),
-    )
-    train.add_arguments(p_train)
-    p_train.set_defaults(func=train.main)
-    p_syn = sub.add_parser(
-        "synthetic",
-        help="generate MovieLens-format synthetic data",
-        description="Write users.dat / movies.dat / ratings.dat with planted structure (MovieLens-1M format).",
-    )
-    synthetic.add_arguments(p_syn)
-    p_syn.set_defaults(func=synthetic.run)
-    p_eval = sub.add_parser(
-        "evaluate",
-        help="score what a deployment (or a run) serves on held-out (user_id, movie_id) rows",
-        description=score_served.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    score_served.add_arguments(p_eval)
-    p_eval.set_defaults(func=score_served.main)
-    p_enrich = sub.add_parser(
-        "enrich",
-        help="fill plot, director, cast, runtime and poster URL of the movies from OMDb (optional, cached)",
-        description=enrich.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    enrich.add_arguments(p_enrich)
-    p_enrich.set_defaults(func=enrich.main)
+        (
+            "synthetic",
+            synthetic,
+            synthetic.run,
+            "generate MovieLens-format synthetic data",
+            "Write users.dat / movies.dat / ratings.dat with planted structure (MovieLens-1M format).",
+        ),
+        (
+            "evaluate",
+            score_served,
+            score_served.main,
+            "score what a deployment (or a run) serves on held-out (user_id, movie_id) rows",
+            score_served.__doc__,
+        ),
+        (
+            "enrich",
+            enrich,
+            enrich.main,
+            "fill plot, director, cast, runtime and poster URL of the movies from OMDb (optional, cached)",
+            enrich.__doc__,
+        ),
+    ]
+    for name, module, entry, help_line, description in commands:
+        raw = description is not None and "\n" in description  # a module docstring keeps its layout
+        formatter = argparse.RawDescriptionHelpFormatter if raw else argparse.HelpFormatter
+        command = sub.add_parser(name, help=help_line, description=description, formatter_class=formatter)
+        module.add_arguments(command)
+        command.set_defaults(func=entry)
     return parser
 
 

@@ -178,3 +178,14 @@ def live_in_stores(stores: dict[str, str], **run_kwargs: Any) -> Iterator[LiveRu
     finally:
         mp.undo()
         clear_settings_cache()
+
+
+@contextmanager
+def migrated(store_cls: Any, settings: Settings) -> Iterator[Any]:
+    """A MySQL store (MetadataStore, EventsReader, ...) built from settings, its tables created; closed after."""
+    store = store_cls.from_settings(settings)
+    store.ensure_schema()
+    try:
+        yield store
+    finally:
+        store.close()

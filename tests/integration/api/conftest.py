@@ -9,12 +9,14 @@ Loading once per module keeps the suite fast; each test still gets the environme
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from mangum import Mangum
 
-from handlers.api_app import deps
+from handlers.api_app import create_app, deps
 from shared.settings import clear_settings_cache
 from tests.conftest import (
     MILVUS_BACKENDS,
@@ -24,7 +26,7 @@ from tests.conftest import (
     MYSQL_USER,
     milvus_backend_uri,
 )
-from tests.helpers.live import LiveRun, live_in_stores
+from tests.helpers.live import LiveRun, http_api_event, invoke, live_in_stores
 
 
 @pytest.fixture(scope="module", params=MILVUS_BACKENDS)
@@ -95,3 +97,13 @@ def live(_module_live: LiveRun, _module_stores: dict[str, str], monkeypatch: pyt
         monkeypatch.setenv(key, value)
     clear_settings_cache()
     return _module_live
+
+
+@pytest.fixture
+def call() -> Iterator[Callable[..., tuple[int, dict[str, str], Any]]]:
+    """call(method, path, **http_api_event kwargs) -> (status, headers, body) through the Mangum handler, with
+    store clients and caches fresh for the test (modules may override it, e.g. to run both serving paths)."""
+    deps.reset_caches()
+    handler = Mangum(create_app(), lifespan="off")
+    yield lambda method, path, **kw: invoke(handler, http_api_event(method, path, **kw))
+    deps.reset_caches()

@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from mangum import Mangum
 
 from handlers.api_app import create_app, deps
 from shared.settings import Settings
@@ -24,14 +23,6 @@ from tests.helpers.live import LiveRun, http_api_event, invoke, load_live, uvico
 def live(mysql_settings: Settings, tmp_path: Path) -> Iterator[LiveRun]:
     deps.reset_caches()
     yield load_live(mysql_settings, make_run(str(tmp_path / "runs"), n_movies=60, n_users=10, seed=21))
-    deps.reset_caches()
-
-
-@pytest.fixture
-def call() -> Iterator[Any]:
-    deps.reset_caches()
-    handler = Mangum(create_app(), lifespan="off")
-    yield lambda method, path, **kw: invoke(handler, http_api_event(method, path, **kw))
     deps.reset_caches()
 
 

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from mangum import Mangum
 
-from handlers.api_app import create_app, deps
+from handlers.api_app import deps
 from shared.settings import Settings, clear_settings_cache, get_settings
 from tests.helpers.factories import make_run
-from tests.helpers.live import free_port, http_api_event, invoke, load_live
-
-
-@pytest.fixture
-def call() -> Iterator[Any]:
-    deps.reset_caches()
-    handler = Mangum(create_app(), lifespan="off")
-    yield lambda method, path, **kw: invoke(handler, http_api_event(method, path, **kw))
-    deps.reset_caches()
+from tests.helpers.live import free_port, load_live
 
 
 def test_no_live_run_yet_is_503_with_a_clear_message(mysql_settings: Settings, call: Any) -> None:

@@ -23,14 +23,13 @@ from shared.events_export import (
     metadata_uri,
 )
 from shared.settings import Settings, clear_settings_cache
+from tests.helpers.live import migrated
 
 
 @pytest.fixture
 def reader(mysql_settings: Settings) -> Iterator[EventsReader]:
-    r = EventsReader.from_settings(mysql_settings)
-    r.ensure_schema()
-    yield r
-    r.close()
+    with migrated(EventsReader, mysql_settings) as r:
+        yield r
 
 
 def _insert(reader: EventsReader, rows: list[tuple[int, int, str, float | None, datetime | None]]) -> None:

@@ -14,6 +14,7 @@ from shared.metadata_store import MetadataStore
 from shared.settings import Settings, clear_settings_cache
 from shared.vector_store import VectorStore, close_all_clients
 from tests.conftest import MILVUS_BACKENDS, milvus_backend_uri
+from tests.helpers.live import migrated
 
 
 @pytest.fixture(params=MILVUS_BACKENDS, autouse=True)
@@ -30,10 +31,8 @@ def milvus_backend(
 
 @pytest.fixture
 def meta(mysql_settings: Settings) -> Iterator[MetadataStore]:
-    store = MetadataStore.from_settings(mysql_settings)
-    store.ensure_schema()
-    yield store
-    store.close()
+    with migrated(MetadataStore, mysql_settings) as store:
+        yield store
 
 
 @pytest.fixture
