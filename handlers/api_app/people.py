@@ -93,7 +93,10 @@ def record_events(
         raise TooManyRequests(
             f"More than {settings.events_per_minute} events in a minute; retry in {wait:.0f} s.", wait
         )
-    unique = list({e.idempotency_key: e for e in reversed(body.events)}.values())[::-1]  # first wins
+    first: dict[str, ps.EventIn] = {}
+    for e in body.events:  # a key repeated inside the batch: the first event wins, in its place
+        first.setdefault(e.idempotency_key, e)
+    unique = list(first.values())
     written = people.append_events(
         profile.user_id,
         [NewEvent(e.movie_id, e.type, e.rating, e.timestamp, e.idempotency_key) for e in unique],

@@ -287,3 +287,14 @@ def test_write_budget_is_per_minute_and_old_windows_are_dropped(
     windows = store._fetchall("SELECT window_start FROM write_budget WHERE user_id=7")
     assert [int(w) for (w,) in windows] == [int(now[0] // 60)]  # the old minute's row is gone
     store.close()
+
+
+def test_a_key_repeated_in_one_batch_keeps_the_first_event_in_its_place(api: Call, live: LiveRun) -> None:
+    token, _ = sign_in(api, "Order")
+    a, b = (int(m) for m in live.run.movie_ids[:2])
+    first = event(a)
+    again = {**event(a, "unlike"), "idempotency_key": first["idempotency_key"]}
+    assert post(api, token, first, event(b), again)[2]["accepted"] == 2
+    _, _, page = api("GET", "/users/me/events", token=token)
+    assert [(e["movie_id"], e["type"]) for e in page["items"]] == [(b, "like"), (a, "like")]  # newest first
+    assert api("GET", "/users/me", token=token)[2]["liked"] == [a, b]
