@@ -14,9 +14,17 @@ from shared.milvus_bulk import run_bulk_import
 from shared.vector_store import VectorStore
 
 
-def test_the_test_milvus_server_has_no_import_service(milvus_backend: str, milvus_server: str) -> None:
-    if milvus_backend != "server" or os.environ.get("TEST_MILVUS_SERVER_URI"):
-        pytest.skip("about the milvus-lite server fixture only")
+@pytest.fixture(autouse=True)
+def milvus_backend() -> str:
+    """This module is about the Milvus server fixture only: it runs once, not once per backend."""
+    return "server"
+
+
+@pytest.mark.skipif(
+    bool(os.environ.get("TEST_MILVUS_SERVER_URI")),
+    reason="TEST_MILVUS_SERVER_URI points at a real Milvus, which may well have an import service",
+)
+def test_the_test_milvus_server_has_no_import_service(milvus_server: str) -> None:
     store = VectorStore(milvus_server)
     with pytest.raises(BulkImportError, match="does not speak the REST API|no REST import service"):
         run_bulk_import(store, "20260101T000000Z_abcdef12", ["s3://bucket/x.parquet"], timeout_s=5, poll_s=0.1)
