@@ -72,6 +72,12 @@ def _event(row: Sequence[Any]) -> StoredEvent:
     return StoredEvent(int(row[0]), int(row[1]), EventType(row[2]), rating, row[4], row[5], str(row[6]))
 
 
+def _actions(rows: Sequence[Sequence[Any]]) -> list[Event]:
+    """One JSON_ARRAYAGG row of [seq, movie_id, type] -> events oldest first (MySQL cannot order inside it)."""
+    doc = rows[0][0] if rows else None
+    return [Event(int(m), EventType(t)) for _, m, t in sorted(json.loads(doc))] if doc else []
+
+
 def _naive_utc(ts: datetime | None) -> datetime | None:
     """DATETIME columns hold UTC without a zone."""
     if ts is None:
@@ -175,10 +181,7 @@ class PeopleMixin:
             " WHERE user_id=%s ORDER BY seq DESC LIMIT %s) AS latest",
             (int(user_id), int(limit)),
         )
-        doc = rows[0][0] if rows else None
-        if not doc:
-            return []
-        return [Event(int(m), EventType(t)) for _, m, t in sorted(json.loads(doc))]
+        return _actions(rows)
 
     def like_actions(self, user_id: int) -> list[Event]:
         """Every like/unlike of the person, oldest first (for shared.event_fold.liked: all of them, not only
@@ -189,8 +192,7 @@ class PeopleMixin:
             " AND type IN ('like', 'unlike')",
             (int(user_id),),
         )
-        doc = rows[0][0] if rows else None
-        return [Event(int(m), EventType(t)) for _, m, t in sorted(json.loads(doc))] if doc else []
+        return _actions(rows)
 
     def events_page(self, user_id: int, limit: int, before: int | None) -> list[StoredEvent]:
         """Newest first, `before` a seq from the previous page (keyset pagination)."""

@@ -21,7 +21,6 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -48,14 +47,12 @@ class Caller:
     name: str | None
 
 
-@lru_cache(maxsize=4)
-def _random_key(_: str) -> bytes:
-    return secrets.token_bytes(32)
+_PROCESS_KEY = secrets.token_bytes(32)  # used when GRAPHREC_DEV_AUTH_SECRET is unset
 
 
 def _dev_key(settings: Settings) -> bytes:
     secret = settings.dev_auth_secret
-    return secret.get_secret_value().encode() if secret else _random_key("process")
+    return secret.get_secret_value().encode() if secret else _PROCESS_KEY
 
 
 def _b64(data: bytes) -> str:

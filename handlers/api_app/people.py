@@ -68,7 +68,7 @@ def dev_sign_in(people: PeopleStore, caller: Caller, claim: int | None, run_id: 
         raise Conflict(f"Cannot claim user {claim}: {exc}.") from exc
 
 
-def me(people: PeopleStore, caller: Caller, settings: Settings) -> ps.Me:
+def me(people: PeopleStore, caller: Caller) -> ps.Me:
     profile = profile_of(people, caller)
     return ps.Me(
         user_id=profile.user_id,

@@ -41,8 +41,8 @@ async def dev_sign_in(body: ps.DevSignIn, store: PeopleDep, live: LiveRunDep, se
 
 
 @router.get("/users/me", response_model=ps.Me)
-async def get_me(caller: CallerDep, store: PeopleDep, settings: SettingsDep) -> ps.Me:
-    return await run_blocking(people.me, store, caller, settings)
+async def get_me(caller: CallerDep, store: PeopleDep) -> ps.Me:
+    return await run_blocking(people.me, store, caller)
 
 
 @router.delete("/users/me", status_code=204, response_class=Response)
