@@ -50,7 +50,7 @@ BENCH_RECIPE = {"last_k": 50, "decay": 0.95, "interests": 3, "threshold": 0.5, "
 
 def make_ml1m_like_run(out: Path, seed: int = 0) -> str:
     """Write a valid run folder shaped like MovieLens-1M; returns its manifest URI."""
-    from shared import artifacts
+    from shared.contract import artifacts
 
     rng = np.random.default_rng(seed)
     n_clusters = len(ML_GENRES)
@@ -106,7 +106,7 @@ def bench_env() -> dict[str, str]:
 def prepare() -> tuple[str, dict[str, Any]]:
     import pymysql
 
-    from shared.settings import get_settings
+    from shared.config.settings import get_settings
 
     if WORK.exists():
         shutil.rmtree(WORK)
@@ -129,8 +129,8 @@ def prepare() -> tuple[str, dict[str, Any]]:
     if proc.returncode != 0:
         sys.exit(f"loader failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     print(f"  loaded with handlers.loader in {time.perf_counter() - t:.1f}s")
-    from shared import artifacts
-    from shared.artifacts import RunReader
+    from shared.contract import artifacts
+    from shared.contract.artifacts import RunReader
 
     reader = RunReader(manifest)
     ids = [int(m) for b in reader.iter_batches(artifacts.MOVIES) for m in b.column("movie_id").to_pylist()]
@@ -326,7 +326,7 @@ def main() -> None:
     lat = in_process(run_id, ids, args.requests)
     for name, r in lat.items():
         print(f"  {name:42s} p50 {r['p50']:7.2f} ms   p99 {r['p99']:7.2f} ms   errors {int(r['errors'])}")
-    from shared.vector_store import close_all_clients
+    from shared.stores.milvus.store import close_all_clients
 
     close_all_clients()  # hand the Milvus Lite file over to the uvicorn process
 

@@ -56,7 +56,7 @@ def main() -> int:
     import pymysql
     from bench_swap import start_milvus_server
 
-    from shared.settings import Settings
+    from shared.config.settings import Settings
     from tests.conftest import milvus_database
     from tests.helpers.factories import make_run
     from tests.integration.deploy.test_built_functions import _INVOKE, _python312

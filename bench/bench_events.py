@@ -42,7 +42,7 @@ def main() -> None:
     os.environ.update({"GRAPHREC_AUTH_MODE": "dev", "GRAPHREC_EVENTS_PER_MINUTE": "1000000", "GRAPHREC_DEV_AUTH_SECRET": uuid.uuid4().hex})
     from handlers.api import handler
     from handlers.api_app.middleware import logger
-    from shared.settings import clear_settings_cache
+    from shared.config.settings import clear_settings_cache
     from tests.helpers.live import LambdaContext, http_api_event
 
     clear_settings_cache()

@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 DB = "graphrec_bench_faults"
 WORK = ROOT / ".local" / "bench" / "faults"
-STORE_TIMEOUT = 3.0  # the default GRAPHREC_MYSQL_READ_TIMEOUT / GRAPHREC_MILVUS_TIMEOUT (shared/settings.py)
+STORE_TIMEOUT = 3.0  # the default GRAPHREC_MYSQL_READ_TIMEOUT / GRAPHREC_MILVUS_TIMEOUT (shared/config/settings.py)
 API_ENV: dict[str, str] = {}
 
 
@@ -360,8 +360,8 @@ def main() -> None:
             if time.monotonic() > deadline or api.poll() is not None:
                 sys.exit(f"API did not start: {(WORK / 'api.log').read_text()[-2000:]}")
             time.sleep(0.3)
-        from shared import artifacts
-        from shared.artifacts import RunReader
+        from shared.contract import artifacts
+        from shared.contract.artifacts import RunReader
 
         ids = [
             int(m)

@@ -20,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shared import artifacts  # noqa: E402
-from shared.recipe import ExactIndex  # noqa: E402
+from shared.contract import artifacts  # noqa: E402
+from shared.serving.recipe import ExactIndex  # noqa: E402
 
 
 def load_index(run_uri: str) -> ExactIndex:
@@ -39,9 +39,14 @@ def main() -> None:
     ap.add_argument("--json", help="write the report here")
     args = ap.parse_args()
 
-    from training_job.data import load_movielens
-    from training_job.graph import build
-    from training_job.served_eval import multi_interest_report, select_interests, select_recipe, targets_for
+    from training_job.data.movielens import load_movielens
+    from training_job.evaluation.served import (
+        multi_interest_report,
+        select_interests,
+        select_recipe,
+        targets_for,
+    )
+    from training_job.model.graph import build
     from training_job.train import concat
 
     gd = build(load_movielens(args.data))

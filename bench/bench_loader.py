@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shared import artifacts  # noqa: E402
+from shared.contract import artifacts  # noqa: E402
 
 GENRES = ["Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
           "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western"]  # fmt: skip
@@ -68,8 +68,8 @@ def bench(label: str, manifest: str, tmp: str, milvus_uri: str | None = None) ->
     import pymysql
 
     from handlers import loader
-    from shared.settings import clear_settings_cache, get_settings
-    from shared.vector_store import close_all_clients
+    from shared.config.settings import clear_settings_cache, get_settings
+    from shared.stores.milvus.store import close_all_clients
 
     db = f"graphrec_bench_{uuid.uuid4().hex[:8]}"
     clear_settings_cache()

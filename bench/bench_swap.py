@@ -54,7 +54,7 @@ def start_milvus_server(data: Path) -> tuple[subprocess.Popen[bytes], str]:
 def recreate_db() -> None:
     import pymysql
 
-    from shared.settings import Settings
+    from shared.config.settings import Settings
 
     s = Settings()
     conn = pymysql.connect(host=s.mysql_host, port=s.mysql_port, user=s.mysql_user, password=s.mysql_password.get_secret_value())

@@ -61,7 +61,7 @@ def ensure_data(args: argparse.Namespace, profile: str) -> tuple[str, float]:
     """The data source and the seconds spent generating it (0 when cached or given)."""
     if args.data:
         return args.data, 0.0
-    from training_job.synthetic import generate
+    from training_job.synthetic.cli import generate
 
     name = f"synthetic-{profile}-u{args.users}-m{args.movies}-r{args.ratings}-s{args.data_seed}"
     folder = REPO / ".local" / "bench" / name
@@ -89,8 +89,8 @@ def bench_profile(args: argparse.Namespace, extra: list[str], profile: str) -> d
     import torch
 
     from training_job.__main__ import build_parser
-    from training_job.data import load_movielens
-    from training_job.inference import layerwise_embeddings
+    from training_job.data.movielens import load_movielens
+    from training_job.model.inference import layerwise_embeddings
     from training_job.train import config_from_args, train_on
     from training_job.writer import write_run
 

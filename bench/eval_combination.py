@@ -125,7 +125,7 @@ def real_run(
     the user's last movie held out, the n just before it liked - this rewards recency and sequels, which a
     per-item max captures and an order-free mean deliberately does not.
     """
-    from shared.artifacts import EMBEDDINGS, USER_HISTORY, RunReader
+    from shared.contract.artifacts import EMBEDDINGS, USER_HISTORY, RunReader
 
     reader = RunReader(path)
     ids, vecs = [], []

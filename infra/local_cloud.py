@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         "AWS_REGION": REGION,
     }
     os.environ.update(aws_env)
-    from shared.settings import Settings
+    from shared.config.settings import Settings
 
     s = Settings()  # GRAPHREC_MYSQL_* of this shell (or their deprecated old names)
     mysql = {

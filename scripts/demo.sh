@@ -25,7 +25,7 @@ export GRAPHREC_MILVUS_URI
 
 "$PY" - <<PYEOF
 import pymysql
-from shared.settings import get_settings
+from shared.config.settings import get_settings
 conf = get_settings().resolved_mysql()
 db = conf.pop("database")
 conn = pymysql.connect(**conf)

@@ -11,8 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shared.event_fold import EventType
 from shared.schemas import INT64_MAX, MovieId
+from shared.serving.event_fold import EventType
 
 MAX_EVENTS_PER_BATCH = 100
 CLOCK_SKEW = timedelta(days=1)  # client timestamps further in the future are refused

@@ -147,7 +147,7 @@ class Health(BaseModel):
     stores: dict[str, Literal["ok", "unavailable"]] = Field(default_factory=dict)
     detail: str | None = None
     recipe: dict[str, float | int] | None = Field(
-        default=None, description="How the live run forms a query from liked movies / a history (shared/recipe.py)."
+        default=None, description="How the live run forms a query from liked movies / a history (shared/serving/recipe.py)."
     )
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.settings import ENV_PREFIX, clear_settings_cache, renamed_variables
+from shared.config.settings import ENV_PREFIX, clear_settings_cache, renamed_variables
 from tests.helpers.servers import free_port, milvus_answers, milvus_lite_server  # noqa: F401 - free_port: old path
 from tests.tls_mariadb import tls_database, tls_mariadb  # noqa: F401 - fixtures: one TLS MariaDB per session
 
@@ -78,7 +78,7 @@ def mysql_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 @pytest.fixture
 def mysql_settings(mysql_database: str):  # type: ignore[no-untyped-def]
     """Settings pointing at a fresh MariaDB database and a temp Milvus Lite file."""
-    from shared.settings import get_settings
+    from shared.config.settings import get_settings
 
     return get_settings()
 
@@ -106,7 +106,7 @@ def moto_endpoint(_moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterato
     monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
-    from shared import objectstore
+    from shared.contract import objectstore
 
     objectstore.s3_client.cache_clear()
     clear_settings_cache()
@@ -153,7 +153,7 @@ def milvus_server() -> Iterator[str]:
 def milvus_database(server_uri: str) -> Iterator[str]:
     """A fresh Milvus database on the server for one test or module: yields `server_uri/<db>`, which
     pymilvus (and so VectorStore) connects to; dropped afterwards with its collections."""
-    from shared.vector_store import import_pymilvus
+    from shared.stores.milvus.store import import_pymilvus
 
     import_pymilvus()
     from pymilvus import MilvusClient

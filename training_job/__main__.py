@@ -17,7 +17,10 @@ from typing import Any
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from training_job import enrich, score_served, synthetic, train
+    from training_job import train
+    from training_job.enrich import command as enrich
+    from training_job.evaluation import command as score_served
+    from training_job.synthetic import cli as synthetic
 
     parser = argparse.ArgumentParser(
         prog="python -m training_job",

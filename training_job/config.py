@@ -21,7 +21,7 @@ class TrainConfig:
     download: bool = False
     cache_dir: str = ".local/cache"
     run_id: str | None = None
-    events_uri: str = ""  # the events export merged into the ratings (training_job/events_merge.py)
+    events_uri: str = ""  # the events export merged into the ratings (training_job/data/events.py)
     epochs: int = 1000  # the time budget and --patience decide
     batches_per_epoch: int = 100
     batch_size: int = 1024
@@ -69,7 +69,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     io.add_argument("--download", action="store_true", help="download MovieLens-1M from grouplens.org if --data has no files")
     io.add_argument("--cache-dir", default=d.cache_dir, help="local cache for downloaded / S3 input data (default: %(default)s)")
     io.add_argument("--run-id", default=None, help="explicit run id 'YYYYMMDDTHHMMSSZ_<hex>' (default: generated)")
-    io.add_argument("--events-uri", default=d.events_uri, help="events export (CSV file or s3:// object, `python -m handlers.events_export`) merged into the ratings before training: people's likes, unlikes, ratings; missing or empty = a warning, training goes on (default: none)")
+    io.add_argument("--events-uri", default=d.events_uri, help="events export (CSV file or s3:// object, `python -m handlers.events_export.app`) merged into the ratings before training: people's likes, unlikes, ratings; missing or empty = a warning, training goes on (default: none)")
     tr = p.add_argument_group("training")
     tr.add_argument("--epochs", type=int, default=d.epochs, help="max epochs; validation HR@10 after each, best kept (default: %(default)s)")
     tr.add_argument("--batches-per-epoch", type=int, default=d.batches_per_epoch, help="optimiser steps per epoch (default: %(default)s)")

@@ -15,9 +15,9 @@ Pipeline: load + validate ratings (data.py), merge people's exported events (--e
 events_merge.py) -> leave-last-out split and train-only graph (graph.py) ->
 PinSage trained with a max-margin loss (fit.py: sampler.py, model.py; every knob in config.py),
 validation HR@10 after every epoch, best epoch kept -> full-catalogue layer-wise inference
-(inference.py) -> test metrics of PinSage AS SERVED (served_eval.py, shared/recipe.py) vs popularity,
+(inference.py) -> test metrics of PinSage AS SERVED (served_eval.py, shared/serving/recipe.py) vs popularity,
 item-kNN and EASE (report.py, baselines.py) -> optional refit on every interaction (fit.py) -> run
-folder written through shared.artifacts.RunWriter, manifest last (writer.py).
+folder written through shared.contract.artifacts.RunWriter, manifest last (writer.py).
 
 Reproducibility: the same seed, data and flags give the same metrics (torch, numpy and DGL's random
 walks are seeded); a run cut short by --max-minutes depends on wall-clock time and is not reproducible.
@@ -32,12 +32,12 @@ from typing import Any
 
 import torch
 
-from shared.log import get_logger
+from shared.config.log import get_logger
 from training_job.config import TrainConfig, add_arguments, config_from_args
-from training_job.data_report import MovieLensData
-from training_job.fit import CURVE_QUERIES, FitResult, fit, refit
-from training_job.graph import GraphData, build
-from training_job.report import concat, evaluate_all
+from training_job.data.report import MovieLensData
+from training_job.evaluation.report import concat, evaluate_all
+from training_job.model.fit import CURVE_QUERIES, FitResult, fit, refit
+from training_job.model.graph import GraphData, build
 
 logger = get_logger(__name__)
 __all__ = ["TrainConfig", "add_arguments", "concat", "config_from_args", "main", "run", "train_on"]
@@ -103,13 +103,13 @@ def train_on(data: MovieLensData, cfg: TrainConfig) -> tuple[GraphData, FitResul
 
 def run(cfg: TrainConfig) -> str:
     """Load data, train, evaluate, write the run; returns the run URI."""
-    from training_job.data import load_movielens
+    from training_job.data.movielens import load_movielens
     from training_job.writer import write_run
 
     t0 = time.perf_counter()
     data = load_movielens(cfg.data, download=cfg.download, cache_dir=cfg.cache_dir)
     if cfg.events_uri:
-        from training_job.events_merge import merge_events
+        from training_job.data.events import merge_events
 
         data = merge_events(data, cfg.events_uri)
     load_s = time.perf_counter() - t0

@@ -1,4 +1,4 @@
-"""Publish a trained run through shared.artifacts.RunWriter (the loader's contract), manifest last.
+"""Publish a trained run through shared.contract.artifacts.RunWriter (the loader's contract), manifest last.
 
 Files: item_embeddings.parquet, movies.parquet, user_history.parquet (every rating, chronological),
 metrics.json, learning_curve.png, config.json, then manifest.json via `finish()`. A crash before
@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from shared import artifacts
-from training_job.served_eval import histories
+from shared.contract import artifacts
+from training_job.evaluation.served import histories
 
 if TYPE_CHECKING:  # pragma: no cover - types only; the writer itself needs no torch
     from training_job.config import TrainConfig
-    from training_job.data_report import MovieLensData
-    from training_job.fit import FitResult
-    from training_job.graph import GraphData
+    from training_job.data.report import MovieLensData
+    from training_job.model.fit import FitResult
+    from training_job.model.graph import GraphData
 
 
 def _year_or_none(v: Any) -> int | None:

@@ -18,7 +18,7 @@ from handlers.api_app.middleware import (
     RequestIdMiddleware,
 )
 from handlers.api_app.routes import ALL
-from shared.settings import Settings, get_settings
+from shared.config.settings import Settings, get_settings
 
 DESCRIPTION = """Movie recommendations from a PinSage model (graph neural network over who-rated-what).
 

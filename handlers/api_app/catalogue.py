@@ -6,8 +6,8 @@ from handlers.api_app.errors import InvalidInput, NotFound
 from handlers.api_app.recommender import to_movie
 from handlers.api_app.stores import MetadataReader
 from shared import schemas
+from shared.config.log import get_logger
 from shared.errors import StoreUnavailable
-from shared.log import get_logger
 
 logger = get_logger(__name__)
 

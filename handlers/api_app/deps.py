@@ -30,10 +30,10 @@ from handlers.api_app.local_index import CACHE as LOCAL_INDEX
 from handlers.api_app.people import PeopleStore
 from handlers.api_app.recommender import Recommender
 from handlers.api_app.stores import MetadataReader, RunInfo, VectorReader
+from shared.config.log import get_logger
+from shared.config.settings import Settings, get_settings
 from shared.errors import StoreUnavailable
-from shared.log import get_logger
-from shared.recipe import Recipe
-from shared.settings import Settings, get_settings
+from shared.serving.recipe import Recipe
 
 logger = get_logger(__name__)
 
@@ -159,13 +159,13 @@ def _handle(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
 
 
 def _build_metadata(settings: Settings) -> Any:
-    from shared.metadata_store import MetadataStore
+    from shared.stores.mysql.store import MetadataStore
 
     return MetadataStore.from_settings(settings)
 
 
 def _build_vectors(settings: Settings) -> Any:
-    from shared.vector_store import VectorStore
+    from shared.stores.milvus.store import VectorStore
 
     return VectorStore.from_settings(settings)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Literal
 
 from handlers.api_app.stores import MetadataReader, VectorReader
-from shared.log import get_logger
-from shared.recipe import Recipe
+from shared.config.log import get_logger
 from shared.schemas import Health
+from shared.serving.recipe import Recipe
 
 StoreState = Literal["ok", "unavailable"]
 

@@ -26,7 +26,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from handlers.api_app.errors import ApiError
-from shared.settings import Settings, get_settings
+from shared.config.settings import Settings, get_settings
 
 DEV_TOKEN_SECONDS = 12 * 3600
 _BEARER = re.compile(r"^Bearer\s+(\S+)$", re.IGNORECASE)

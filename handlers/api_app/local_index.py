@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from handlers.api_app.stores import MetadataReader, VectorReader
-from shared.log import get_logger
-from shared.recipe import ExactIndex
-from shared.settings import get_settings
+from shared.config.log import get_logger
+from shared.config.settings import get_settings
+from shared.serving.recipe import ExactIndex
 
 logger = get_logger(__name__)
 
@@ -68,7 +68,7 @@ class LocalIndex:
     ) -> list[list[tuple[int, float]]]:
         """Exact top-k by inner product, same contract as VectorStore.search.
 
-        Runs `shared.recipe.ExactIndex.search` - the very ranking the training job's evaluation uses.
+        Runs `shared.serving.recipe.ExactIndex.search` - the very ranking the training job's evaluation uses.
         """
         allowed = None
         if genres:

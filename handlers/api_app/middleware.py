@@ -28,7 +28,7 @@ from handlers.api_app.context import (
     set_request_id,
 )
 from handlers.api_app.errors import RETRY_AFTER_SECONDS, error_response, is_store_unavailable
-from shared.log import get_logger
+from shared.config.log import get_logger
 
 logger = get_logger(__name__)
 

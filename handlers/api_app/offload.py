@@ -20,8 +20,8 @@ import anyio.to_thread
 
 from handlers.api_app.context import current_deadline
 from handlers.api_app.errors import Unavailable
-from shared.log import get_logger
-from shared.settings import get_settings
+from shared.config.log import get_logger
+from shared.config.settings import get_settings
 
 logger = get_logger(__name__)
 T = TypeVar("T")

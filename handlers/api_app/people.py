@@ -16,9 +16,9 @@ from handlers.api_app.identity import Caller
 from handlers.api_app.recommender import Recommender
 from shared import people_schemas as ps
 from shared import schemas
-from shared.event_fold import Event, liked
-from shared.people_store import NewEvent, Profile, StoredEvent
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.serving.event_fold import Event, liked
+from shared.stores.mysql.people import NewEvent, Profile, StoredEvent
 
 
 class Forbidden(ApiError):
@@ -37,7 +37,7 @@ class TooManyRequests(ApiError):
 
 
 class PeopleStore(Protocol):
-    """What this module needs from MySQL (shared.people_store.PeopleMixin on MetadataStore)."""
+    """What this module needs from MySQL (shared.stores.mysql.people.PeopleMixin on MetadataStore)."""
 
     def profile_by_subject(self, subject: str) -> Profile | None: ...
     def profile_by_user(self, user_id: int) -> Profile | None: ...

@@ -1,11 +1,11 @@
 """Recommendation logic over the stores: the live run's recipe forms the queries, one batched vector search,
 metadata and explanations.
 
-The queries are formed by `shared.recipe.Recipe` + `shared.interests` (one query per interest of the
+The queries are formed by `shared.serving.recipe.Recipe` + `shared.serving.interests` (one query per interest of the
 person's movies; one interest = the single-vector query) - the same code the training job evaluated the
 run with, with the parameters it chose on validation (stored with the run). Ranking ties are broken the
-same way as in the training job's evaluation (`shared.recipe.rank`), the per-interest lists are merged and
-diversified by `shared.interests.merge`, and every item carries `because` (`shared.interests.because`),
+same way as in the training job's evaluation (`shared.serving.recipe.rank`), the per-interest lists are merged and
+diversified by `shared.serving.interests.merge`, and every item carries `because` (`shared.serving.interests.because`),
 so the API serves what the run's metrics describe.
 """
 
@@ -19,9 +19,9 @@ import numpy as np
 from handlers.api_app.errors import NotFound, UnknownMovies
 from handlers.api_app.stores import MetadataReader, MovieRecord, VectorReader
 from shared import schemas
-from shared.event_fold import Event, fold_history
-from shared.interests import because, plan, serve
-from shared.recipe import SCORE_DECIMALS, Recipe, rank
+from shared.serving.event_fold import Event, fold_history
+from shared.serving.interests import because, plan, serve
+from shared.serving.recipe import SCORE_DECIMALS, Recipe, rank
 
 if TYPE_CHECKING:  # pragma: no cover
     from handlers.api_app.local_index import LocalIndexCache
@@ -146,7 +146,7 @@ class Recommender:
         *,
         known: bool = False,
     ) -> schemas.Recommendations:
-        """The user's stored history (oldest first) and then their newer events (shared/event_fold.py: an
+        """The user's stored history (oldest first) and then their newer events (shared/serving/event_fold.py: an
         unlike removes the movie) through the run's recipe; every movie they touched is excluded.
 
         `known`: the person exists even with no history (signed in): an empty answer, not a 404."""
@@ -171,7 +171,7 @@ class Recommender:
         diversity: float | None,
     ) -> schemas.Recommendations:
         """The recipe's interests over `selected` (oldest first, all in `vectors`): one batched search,
-        merged (shared/interests.py, as in the training job's evaluation), each item with its `because`."""
+        merged (shared/serving/interests.py, as in the training job's evaluation), each item with its `because`."""
         p = plan(self.recipe, selected, np.asarray([vectors[m] for m in selected], dtype=np.float32))
         fetched: dict[int, list[float]] = {}
 

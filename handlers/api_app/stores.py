@@ -1,6 +1,6 @@
 """What the API needs from the stores, as Protocols.
 
-Why Protocols instead of importing `shared.vector_store` / `shared.metadata_store` here: those modules pull in
+Why Protocols instead of importing `shared.stores.milvus.store` / `shared.stores.mysql.store` here: those modules pull in
 pymilvus (which imports pandas and pyarrow) and pymysql. The API imports them lazily on the first request
 (see deps.py), so `import handlers.api` stays small, and tests can substitute any object with these methods.
 """

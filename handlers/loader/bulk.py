@@ -7,13 +7,13 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from handlers.loader.retry import RETRY
-from shared import artifacts, objectstore
-from shared.log import get_logger
-from shared.settings import Settings, get_settings
+from shared.config.log import get_logger
+from shared.config.settings import Settings, get_settings
+from shared.contract import artifacts, objectstore
 
 if TYPE_CHECKING:  # pragma: no cover
     from handlers.loader.validation import ValidatedRun
-    from shared.vector_store import VectorStore
+    from shared.stores.milvus.store import VectorStore
 
 logger = get_logger(__name__)
 
@@ -37,7 +37,7 @@ def bulk_load_vectors(
     v: ValidatedRun, batches: Iterable[tuple[Any, Any, list, list]], vectors: VectorStore, staging: str
 ) -> tuple[float, float]:
     """Stage Parquet files, run Milvus' import job, then remove the staged files."""
-    from shared.milvus_bulk import run_bulk_import, stage_bulk_files
+    from shared.stores.milvus.bulk import run_bulk_import, stage_bulk_files
 
     run_id = v.manifest.run_id
     t0 = time.perf_counter()

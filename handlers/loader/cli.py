@@ -13,14 +13,14 @@ from handlers.loader.errors import LoadError
 from handlers.loader.events import run_id_from_uri
 from handlers.loader.run import load_run, rollback
 from handlers.loader.stores import get_stores
-from shared import artifacts, objectstore
+from shared.config.log import log_to_stderr
+from shared.config.settings import get_settings
+from shared.contract import artifacts, objectstore
 from shared.errors import StoreUnavailable
-from shared.log import log_to_stderr
-from shared.settings import get_settings
 
 if TYPE_CHECKING:  # pragma: no cover
-    from shared.metadata_store import MetadataStore
-    from shared.vector_store import VectorStore
+    from shared.stores.milvus.store import VectorStore
+    from shared.stores.mysql.store import MetadataStore
 
 
 def latest_manifest(artifact_uri: str) -> str | None:

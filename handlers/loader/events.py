@@ -14,9 +14,9 @@ from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventRecord
 from aws_lambda_powertools.utilities.data_classes.sns_event import SNSEventRecord
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from shared import artifacts, objectstore
-from shared.artifacts import RUN_ID_RE
-from shared.log import get_logger
+from shared.config.log import get_logger
+from shared.contract import artifacts, objectstore
+from shared.contract.artifacts import RUN_ID_RE
 
 logger = get_logger(__name__)
 

@@ -13,15 +13,15 @@ from handlers.loader.bulk import bulk_load_vectors, bulk_staging_uri
 from handlers.loader.errors import LoadError
 from handlers.loader.retry import RETRY
 from handlers.loader.validation import ValidatedRun, embedding_matrix
-from shared import artifacts
-from shared.artifacts import RunReader
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.contract import artifacts
+from shared.contract.artifacts import RunReader
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-    from shared.metadata_store import MetadataStore
-    from shared.vector_store import VectorStore
+    from shared.stores.milvus.store import VectorStore
+    from shared.stores.mysql.store import MetadataStore
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:
@@ -42,7 +42,7 @@ def load_metadata(
     reader: RunReader, v: ValidatedRun, meta: MetadataStore, settings: Settings, progress: bool
 ) -> tuple[float, float]:
     """Movies then user histories into MySQL, batch by batch (upserts: a retried batch is harmless)."""
-    from shared.metadata_store import Movie
+    from shared.stores.mysql.store import Movie
 
     run_id = v.manifest.run_id
     t0 = time.perf_counter()

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.data_classes import event_source
 
 from handlers.loader.events import LoaderEvent
 from handlers.loader.run import load_run
-from shared.log import get_logger
+from shared.config.log import get_logger
 
 logger = get_logger(__name__)
 

@@ -7,14 +7,14 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from handlers.loader.retry import RETRY
-from shared import artifacts
+from shared.config.log import get_logger
+from shared.contract import artifacts
+from shared.contract.run_status import RunStatus
 from shared.errors import StoreUnavailable
-from shared.log import get_logger
-from shared.run_status import RunStatus
 
 if TYPE_CHECKING:  # pragma: no cover
-    from shared.metadata_store import MetadataStore
-    from shared.vector_store import VectorStore
+    from shared.stores.milvus.store import VectorStore
+    from shared.stores.mysql.store import MetadataStore
 
 logger = get_logger(__name__)
 

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from shared.config.log import get_logger
+from shared.config.settings import get_settings
 from shared.errors import StoreUnavailable
-from shared.log import get_logger
-from shared.settings import get_settings
 
 logger = get_logger(__name__)
 T = TypeVar("T")

@@ -19,15 +19,15 @@ from handlers.loader.lifecycle import cleanup, go_live, is_complete, mark_failed
 from handlers.loader.retry import RETRY
 from handlers.loader.stores import get_stores
 from handlers.loader.validation import ValidatedRun, check_size_against_live, validate_run
-from shared.artifacts import RunFormatError, RunReader
+from shared.config.log import get_logger
+from shared.config.settings import Settings, get_settings
+from shared.contract.artifacts import RunFormatError, RunReader
+from shared.contract.run_status import RunStatus
 from shared.errors import StoreUnavailable
-from shared.log import get_logger
-from shared.run_status import RunStatus
-from shared.settings import Settings, get_settings
 
 if TYPE_CHECKING:  # pragma: no cover
-    from shared.metadata_store import MetadataStore
-    from shared.vector_store import VectorStore
+    from shared.stores.milvus.store import VectorStore
+    from shared.stores.mysql.store import MetadataStore
 
 logger = get_logger(__name__)
 
@@ -146,7 +146,7 @@ def _load_locked(
             )
         res.counts = verify_counts(v, meta, vectors)
         metrics = dict(v.manifest.metrics)
-        metrics["recipe"] = v.manifest.recipe  # the API forms queries with it (shared/recipe.py)
+        metrics["recipe"] = v.manifest.recipe  # the API forms queries with it (shared/serving/recipe.py)
         metrics["load"] = {
             "seconds": res.seconds,
             "vectors_per_s": round(v.n_embeddings / res.seconds["milvus"], 1)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from handlers.loader.retry import RETRY
-from shared.settings import Settings, get_settings
+from shared.config.settings import Settings, get_settings
 
 if TYPE_CHECKING:  # pragma: no cover
-    from shared.metadata_store import MetadataStore
-    from shared.vector_store import VectorStore
+    from shared.stores.milvus.store import VectorStore
+    from shared.stores.mysql.store import MetadataStore
 
 _meta: MetadataStore | None = None
 _vectors: VectorStore | None = None
@@ -20,14 +20,14 @@ def get_stores(settings: Settings | None = None) -> tuple[MetadataStore, VectorS
     global _meta, _vectors
     settings = settings or get_settings()
     if _meta is None:
-        from shared.metadata_store import MetadataStore
+        from shared.stores.mysql.store import MetadataStore
 
         # Bulk statements need a longer budget than the API's few seconds, but still a bounded one.
         meta = MetadataStore.from_settings(settings, statement_timeout=settings.loader_store_timeout)
         RETRY.call("ensure_schema", meta.ensure_schema)
         _meta = meta
     if _vectors is None:
-        from shared.vector_store import VectorStore
+        from shared.stores.milvus.store import VectorStore
 
         vectors = VectorStore.from_settings(settings)
         vectors.timeout = settings.loader_store_timeout  # counts/loads of big collections take a while

@@ -9,16 +9,16 @@ from typing import TYPE_CHECKING
 
 from handlers.loader.errors import RunTooSmall
 from handlers.loader.retry import RETRY
-from shared import artifacts
-from shared.artifacts import RunFormatError, RunReader
-from shared.log import get_logger
-from shared.settings import Settings
+from shared.config.log import get_logger
+from shared.config.settings import Settings
+from shared.contract import artifacts
+from shared.contract.artifacts import RunFormatError, RunReader
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import pyarrow as pa
 
-    from shared.metadata_store import MetadataStore
+    from shared.stores.mysql.store import MetadataStore
 
 logger = get_logger(__name__)
 
@@ -76,7 +76,7 @@ def check_movie_fields(reader: RunReader, movies: pa.Table, movie_ids: np.ndarra
     import numpy as np
     import pyarrow.compute as pc
 
-    from shared.milvus_schema import MAX_GENRE_LEN, MAX_GENRES
+    from shared.stores.milvus.schema import MAX_GENRE_LEN, MAX_GENRES
 
     where = artifacts.MOVIES
     if int(movie_ids.min()) < 0:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from shared.recipe import Recipe
+from shared.serving.recipe import Recipe
 from tests.browser.test_web_page import page  # noqa: F401  (the Chromium page over the live run)
 from tests.helpers.live import LiveRun, live_in_stores
 

@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from shared.settings import clear_settings_cache
+from shared.config.settings import clear_settings_cache
 from tests.browser.conftest import open_page
 from tests.helpers.live import LiveRun
 

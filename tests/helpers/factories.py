@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from shared import artifacts
+from shared.contract import artifacts
 
 GENRES = ["Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi", "Animation", "Thriller"]
 

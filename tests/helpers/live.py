@@ -15,11 +15,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from shared.artifacts import MOVIES, USER_HISTORY, RunReader
-from shared.lambda_context import LocalLambdaContext
-from shared.settings import Settings
+from shared.config.lambda_context import LocalLambdaContext
+from shared.config.settings import Settings
+from shared.contract.artifacts import MOVIES, USER_HISTORY, RunReader
 from tests.helpers.factories import FakeRun, make_run
-from tests.helpers.servers import free_port, wait_until  # noqa: F401 - free_port: old import path
+from tests.helpers.servers import free_port, wait_until
 
 MYSQL_ENV = ("GRAPHREC_MYSQL_HOST", "GRAPHREC_MYSQL_PORT", "GRAPHREC_MYSQL_USER", "GRAPHREC_MYSQL_PASSWORD")
 
@@ -32,8 +32,8 @@ class LiveRun:
 
 def load_live(settings: Settings, run: FakeRun) -> LiveRun:
     """Write the run's movies, histories and vectors into the stores and switch it live."""
-    from shared.metadata_store import MetadataStore, Movie
-    from shared.vector_store import VectorStore
+    from shared.stores.milvus.store import VectorStore
+    from shared.stores.mysql.store import MetadataStore, Movie
 
     reader = RunReader(run.manifest_uri)
     manifest = reader.manifest()
@@ -167,7 +167,7 @@ def live_in_stores(stores: dict[str, str], **run_kwargs: Any) -> Iterator[LiveRu
     with the environment pointing at them while the context lasts (module-scoped fixtures use this)."""
     import pytest
 
-    from shared.settings import clear_settings_cache, get_settings
+    from shared.config.settings import clear_settings_cache, get_settings
 
     mp = pytest.MonkeyPatch()
     for key, value in stores.items():

@@ -60,7 +60,7 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
 
 def milvus_answers(uri: str) -> bool:
     """True when a Milvus server at `uri` answers a cheap request."""
-    from shared.vector_store import import_pymilvus
+    from shared.stores.milvus.store import import_pymilvus
 
     import_pymilvus()
     from pymilvus import MilvusClient

@@ -80,7 +80,7 @@ def test_a_split_origin_list_would_have_lost_the_cors_block(monkeypatch: pytest.
 
 
 def test_functions_connect_to_mysql_with_verified_tls(stack: dict[str, Any]) -> None:
-    from shared.settings import RDS_CA_BUNDLE, Settings
+    from shared.config.settings import RDS_CA_BUNDLE, Settings
 
     for name in ("ApiFunction", "LoaderFunction"):
         env = stack["Resources"][name]["Properties"]["Environment"]["Variables"]

@@ -18,7 +18,7 @@ import pytest
 from infra import stage_lambdas
 from infra.local_cloud import create_batch_resources  # noqa: F401 - imported to prove it stays importable
 from infra.sam_template import REPO_ROOT, functions, http_routes, load_template
-from shared.settings import Settings, env_var
+from shared.config.settings import Settings, env_var
 
 EVENTS = REPO_ROOT / "events"
 
@@ -35,7 +35,7 @@ def _norm(path: str) -> str:
 
 
 def test_every_function_environment_variable_is_a_setting_or_documented_extra() -> None:
-    from handlers import retrain
+    from handlers.retrain import app as retrain
 
     fields = {env_var(name) for name in Settings.model_fields}  # GRAPHREC_* (or a standard name): no old names
     assert set(retrain.EXTRA_ENV_VARS) <= set(DOCUMENTED_EXTRAS)
@@ -234,8 +234,8 @@ def test_training_job_definition_matches_the_training_cli() -> None:
     """Every `--flag Ref::param` of the Batch command is a flag of `python -m training_job train`, and every
     Ref:: parameter is one the retrain handler passes (with the template's environment) and the job
     definition defaults."""
-    from handlers.retrain import RetrainRequest, resolve_request
-    from shared.settings import clear_settings_cache
+    from handlers.retrain.app import RetrainRequest, resolve_request
+    from shared.config.settings import clear_settings_cache
 
     retrain_env = functions()["RetrainFunction"].environment
     try:

@@ -17,7 +17,7 @@ import pytest
 from mangum import Mangum
 
 from handlers.api_app import create_app, deps
-from shared.settings import clear_settings_cache
+from shared.config.settings import clear_settings_cache
 from tests.conftest import (
     MILVUS_BACKENDS,
     MYSQL_HOST,
@@ -47,7 +47,7 @@ def _milvus_for_test(
     if "live" in request.fixturenames:
         yield
         return
-    from shared.vector_store import close_all_clients
+    from shared.stores.milvus.store import close_all_clients
 
     for uri in milvus_backend_uri(request, milvus_backend, tmp_path):
         monkeypatch.setenv("GRAPHREC_MILVUS_URI", uri)
@@ -64,7 +64,7 @@ def _module_stores(
     """A fresh database + Milvus (Lite path or server database) for the module (dropped afterwards)."""
     import pymysql
 
-    from shared.vector_store import close_all_clients
+    from shared.stores.milvus.store import close_all_clients
 
     name = f"graphrec_test_{uuid.uuid4().hex[:10]}"
     conn = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user=MYSQL_USER, password=MYSQL_PASSWORD)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from handlers.api_app import create_app, deps
-from shared.settings import Settings
+from shared.config.settings import Settings
 from tests.helpers.factories import make_run
 from tests.helpers.live import LiveRun, http_api_event, invoke, load_live, uvicorn_in_thread
 
@@ -44,7 +44,7 @@ def test_head_over_real_http(live: LiveRun) -> None:
 
 
 def test_health_503_carries_retry_after(mysql_settings: Settings, call: Any) -> None:
-    from shared.metadata_store import MetadataStore
+    from shared.stores.mysql.store import MetadataStore
 
     MetadataStore.from_settings(mysql_settings).ensure_schema()  # schema, but nothing live
     code, headers, body = call("GET", "/health")

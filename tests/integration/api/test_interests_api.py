@@ -3,7 +3,7 @@ recipe has several interests, in real MariaDB + Milvus (Lite and server, see con
 
 Planted clusters (tests/helpers/factories.py: one genre per cluster, tight embeddings) make the right answers
 known; both serving paths (in-memory index, Milvus search) must return exactly what the training job's
-served evaluation computes for the same likes (training_job.served_eval.recommend).
+served evaluation computes for the same likes (training_job.evaluation.served.recommend).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import pytest
 from mangum import Mangum
 
 from handlers.api_app import create_app, deps
-from shared.recipe import ExactIndex, Recipe
-from shared.settings import clear_settings_cache
+from shared.config.settings import clear_settings_cache
+from shared.serving.recipe import ExactIndex, Recipe
 from tests.helpers.live import LiveRun, http_api_event, invoke, live_in_stores
-from training_job.served_eval import recommend
+from training_job.evaluation.served import recommend
 
 RECIPE = Recipe(last_k=50, decay=0.9, interests=3, threshold=0.5, diversity=0.0)
 N_MOVIES = 600  # room for 500 distinct likes

@@ -13,7 +13,7 @@ import pytest
 from mangum import Mangum
 
 from handlers.api_app import create_app, deps
-from shared.settings import clear_settings_cache
+from shared.config.settings import clear_settings_cache
 from tests.helpers.factories import GENRES
 from tests.helpers.live import LiveRun, http_api_event, invoke
 

@@ -17,8 +17,8 @@ import pytest
 from mangum import Mangum
 
 from handlers.api_app import create_app, deps
-from shared.people_store import NEW_USER_BASE
-from shared.settings import clear_settings_cache, get_settings
+from shared.config.settings import clear_settings_cache, get_settings
+from shared.stores.mysql.people import NEW_USER_BASE
 from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER
 from tests.helpers.live import LiveRun, http_api_event, invoke
 
@@ -272,8 +272,8 @@ def test_only_the_latest_events_are_folded_in_but_every_like_is_listed(
 def test_write_budget_is_per_minute_and_old_windows_are_dropped(
     live: LiveRun, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import shared.people_store as people_store
-    from shared.metadata_store import MetadataStore
+    import shared.stores.mysql.people as people_store
+    from shared.stores.mysql.store import MetadataStore
 
     store = MetadataStore.from_settings(get_settings())
     now = [1_800_000_000.0]  # a minute boundary

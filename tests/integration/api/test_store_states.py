@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from handlers.api_app import deps
-from shared.settings import Settings, clear_settings_cache, get_settings
+from shared.config.settings import Settings, clear_settings_cache, get_settings
 from tests.helpers.factories import make_run
 from tests.helpers.live import free_port, load_live
 
 
 def test_no_live_run_yet_is_503_with_a_clear_message(mysql_settings: Settings, call: Any) -> None:
-    from shared.metadata_store import MetadataStore
+    from shared.stores.mysql.store import MetadataStore
 
     MetadataStore.from_settings(mysql_settings).ensure_schema()
     code, _, body = call("GET", "/health")
@@ -66,7 +66,7 @@ def test_mysql_going_down_after_a_good_answer(
 
 
 def test_milvus_collection_missing_is_503(mysql_settings: Settings, tmp_path: Path, call: Any) -> None:
-    from shared.vector_store import VectorStore
+    from shared.stores.milvus.store import VectorStore
 
     live = load_live(mysql_settings, make_run(str(tmp_path / "runs"), seed=4))
     vs = VectorStore.from_settings(mysql_settings)

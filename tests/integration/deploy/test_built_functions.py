@@ -172,8 +172,8 @@ def deployed_like(
     import boto3
     import pymysql
 
-    from shared import objectstore
-    from shared.settings import clear_settings_cache
+    from shared.config.settings import clear_settings_cache
+    from shared.contract import objectstore
 
     tmp = tmp_path_factory.mktemp("deployed")
     aws = {
@@ -271,7 +271,7 @@ def test_built_loader_and_api_serve_a_run_over_the_milvus_server(built: Path, de
 def test_built_events_export_writes_the_events_to_s3(built: Path, deployed_like: dict[str, Any]) -> None:
     import boto3
 
-    from shared.events_export import EventsReader
+    from shared.stores.mysql.events_export import EventsReader
 
     env = dict(deployed_like["env"])
     uri = f"s3://{deployed_like['bucket']}/events/events.csv"
@@ -288,7 +288,7 @@ def test_built_events_export_writes_the_events_to_s3(built: Path, deployed_like:
     reader.close()
     out = _invoke_built(
         built / "EventsExportFunction",
-        "handlers.events_export.handler",
+        "handlers.events_export.app.handler",
         [EVENTS / "events_export_schedule.json"],
         {**env, "GRAPHREC_EVENTS_EXPORT_URI": uri},
         extra_path=[_runtime_sdk(deployed_like["tmp"])],

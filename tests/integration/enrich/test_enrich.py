@@ -19,7 +19,7 @@ import pytest
 from mangum import Mangum
 
 from handlers.api_app import create_app, deps
-from shared.settings import Settings, clear_settings_cache
+from shared.config.settings import Settings, clear_settings_cache
 from tests.helpers.factories import make_run
 from tests.helpers.live import LiveRun, free_port, http_api_event, invoke, load_live
 from training_job.__main__ import main as cli_main
@@ -110,7 +110,7 @@ def live(mysql_settings: Settings, tmp_path: Path) -> Iterator[LiveRun]:
     deps.reset_caches()
     yield load_live(mysql_settings, make_run(str(tmp_path / "runs"), n_movies=12, n_users=8, dim=8, seed=1))
     deps.reset_caches()
-    from shared.vector_store import close_all_clients
+    from shared.stores.milvus.store import close_all_clients
 
     close_all_clients()
 
@@ -224,8 +224,8 @@ def test_without_a_key_only_the_cache_is_used(
 def test_no_network_exits_0_writes_nothing_and_the_api_answers_nulls(
     live: LiveRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from shared.metadata_store import MetadataStore
-    from shared.settings import get_settings
+    from shared.config.settings import get_settings
+    from shared.stores.mysql.store import MetadataStore
 
     set_key(monkeypatch)
     cache = tmp_path / "cache"
@@ -254,7 +254,7 @@ def test_a_refused_key_stops_the_run(
 def test_details_table_empty_or_missing_still_answers_200(live: LiveRun) -> None:
     import pymysql
 
-    from shared.settings import get_settings
+    from shared.config.settings import get_settings
 
     assert get_movie(1) == (200, {**live.movies[1], "movie_id": 1, "details": NULLS})  # empty table
     conf = get_settings().resolved_mysql()
@@ -289,7 +289,7 @@ def test_enrich_reads_movies_from_a_data_folder(
         ("The City of Lost Children", "1995"),
         ("The Matrix", "1999"),
     ]
-    from shared.metadata_store import MetadataStore
+    from shared.stores.mysql.store import MetadataStore
 
     stored = MetadataStore.from_settings(mysql_settings).get_movie_details([2571, 29, 7])
     assert sorted(stored) == [29, 2571] and stored[2571].source == "omdb" and stored[2571].fetched_at is not None

@@ -1,4 +1,4 @@
-"""shared/events_export.py and handlers/events_export.py against real MariaDB, a local folder and moto's S3
+"""shared/stores/mysql/events_export.py and handlers/events_export/app.py against real MariaDB, a local folder and moto's S3
 server: one full snapshot in receipt order, read in bounded chunks, replaced whole; a forgotten person is
 gone from the next export; what the training job reads back is what was stored."""
 
@@ -15,14 +15,14 @@ from typing import Any
 import boto3
 import pytest
 
-from shared.events_export import (
+from shared.config.settings import Settings, clear_settings_cache
+from shared.stores.mysql.events_export import (
     EXPORT_COLUMNS,
     EventsReader,
     default_export_uri,
     export_events,
     metadata_uri,
 )
-from shared.settings import Settings, clear_settings_cache
 from tests.helpers.live import migrated
 
 
@@ -57,7 +57,7 @@ ROWS: list[tuple[int, int, str, float | None, datetime | None]] = [
 
 
 def test_every_event_in_receipt_order_read_in_chunks(reader: EventsReader, tmp_path: Path) -> None:
-    from training_job.events_merge import parse_events
+    from training_job.data.events import parse_events
 
     _insert(reader, ROWS)
     uri = str(tmp_path / "exports" / "events.csv")
@@ -98,7 +98,7 @@ def test_a_forgotten_person_is_gone_from_the_next_export(reader: EventsReader, t
 def test_a_database_without_events_exports_an_empty_snapshot(mysql_settings: Settings, tmp_path: Path) -> None:
     """A database no API has written to yet: the tables are created, the snapshot is a header line, and
     the training job trains on its base ratings."""
-    from shared.events_export import export_from_settings
+    from shared.stores.mysql.events_export import export_from_settings
 
     uri = str(tmp_path / "events.csv")
     result = export_from_settings(mysql_settings, uri=uri)
@@ -109,7 +109,7 @@ def test_a_database_without_events_exports_an_empty_snapshot(mysql_settings: Set
 def test_lambda_handler_writes_to_s3_where_the_settings_say(
     reader: EventsReader, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from handlers import events_export
+    from handlers.events_export import app as events_export
 
     _insert(reader, ROWS[:3])
     monkeypatch.setenv("GRAPHREC_EVENTS_EXPORT_URI", f"s3://{s3_bucket}/events/events.csv")
@@ -125,8 +125,8 @@ def test_lambda_handler_writes_to_s3_where_the_settings_say(
 
 
 def test_default_location_is_beside_the_runs_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from shared.events_export import export_uri_from
-    from shared.settings import get_settings
+    from shared.config.settings import get_settings
+    from shared.stores.mysql.events_export import export_uri_from
 
     assert default_export_uri("s3://b/runs") == "s3://b/events/events.csv"
     assert default_export_uri("s3://b/prod/runs/") == "s3://b/prod/events/events.csv"
@@ -140,7 +140,7 @@ def test_default_location_is_beside_the_runs_folder(monkeypatch: pytest.MonkeyPa
 def test_cli_prints_the_result_and_fails_cleanly_without_mysql(
     reader: EventsReader, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from handlers.events_export import main
+    from handlers.events_export.app import main
 
     _insert(reader, ROWS[:2])
     uri = str(tmp_path / "cli" / "events.csv")

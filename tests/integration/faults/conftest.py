@@ -2,7 +2,7 @@
 process), a FaultProxy in front of the store under test, and the real app served by uvicorn over HTTP.
 
 Timeouts are shortened through the real settings (GRAPHREC_MYSQL_READ_TIMEOUT, GRAPHREC_MILVUS_TIMEOUT, GRAPHREC_API_REQUEST_TIMEOUT)
-so the whole suite runs in about a minute; the defaults are a few seconds (shared/settings.py).
+so the whole suite runs in about a minute; the defaults are a few seconds (shared/config/settings.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from handlers.api_app import create_app, deps
-from shared.settings import clear_settings_cache, get_settings
+from shared.config.settings import clear_settings_cache, get_settings
 from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER
 from tests.helpers.factories import make_run
 from tests.helpers.live import LiveRun, load_live, uvicorn_in_thread
@@ -96,7 +96,7 @@ class Stores:
 
 def live_stores(tmp: Path, milvus_uri: str) -> Iterator[Stores]:
     """A fresh database with a live make_run() run whose vectors are in `milvus_uri`."""
-    from shared.vector_store import close_all_clients
+    from shared.stores.milvus.store import close_all_clients
 
     name = _create_database()
     env = {"GRAPHREC_MYSQL_DATABASE": name, "GRAPHREC_MILVUS_URI": milvus_uri, "GRAPHREC_ARTIFACT_URI": str(tmp / "runs")}

@@ -49,7 +49,7 @@ def proxy(milvus_server: str) -> Iterator[FaultProxy]:
 
 @pytest.fixture
 def api(stores: Stores, proxy: FaultProxy, serve: Any) -> Iterator[httpx.Client]:
-    from shared.vector_store import close_all_clients
+    from shared.stores.milvus.store import close_all_clients
 
     env = {**stores.env, "GRAPHREC_MILVUS_URI": f"http://{proxy.address}", "GRAPHREC_API_LOCAL_INDEX_MAX": "0"}
     close_all_clients()  # one gRPC channel per URI per process: start from a fresh one through the proxy

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from handlers import loader
-from shared.metadata_store import MetadataStore
-from shared.settings import Settings, clear_settings_cache
-from shared.vector_store import VectorStore, close_all_clients
+from shared.config.settings import Settings, clear_settings_cache
+from shared.stores.milvus.store import VectorStore, close_all_clients
+from shared.stores.mysql.store import MetadataStore
 from tests.conftest import MILVUS_BACKENDS, milvus_backend_uri
 from tests.helpers.live import migrated
 

@@ -15,10 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from handlers import loader
-from shared import artifacts, objectstore
-from shared.milvus_bulk import import_request, run_bulk_import, stage_bulk_files
-from shared.settings import clear_settings_cache, get_settings
-from shared.vector_store import VectorStore
+from shared.config.settings import clear_settings_cache, get_settings
+from shared.contract import artifacts, objectstore
+from shared.stores.milvus.bulk import import_request, run_bulk_import, stage_bulk_files
+from shared.stores.milvus.store import VectorStore
 from tests.helpers.factories import make_run
 
 

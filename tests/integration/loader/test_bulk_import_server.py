@@ -10,8 +10,8 @@ import os
 import pytest
 
 from shared.errors import BulkImportError
-from shared.milvus_bulk import run_bulk_import
-from shared.vector_store import VectorStore
+from shared.stores.milvus.bulk import run_bulk_import
+from shared.stores.milvus.store import VectorStore
 
 
 @pytest.fixture(autouse=True)

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from handlers import loader
-from shared import artifacts, objectstore
-from shared.artifacts import collection_name, new_run_id
-from shared.metadata_store import MetadataStore
-from shared.settings import Settings, clear_settings_cache, get_settings
-from shared.vector_store import StoreUnavailable, VectorStore, close_all_clients
+from shared.config.settings import Settings, clear_settings_cache, get_settings
+from shared.contract import artifacts, objectstore
+from shared.contract.artifacts import collection_name, new_run_id
+from shared.stores.milvus.store import StoreUnavailable, VectorStore, close_all_clients
+from shared.stores.mysql.store import MetadataStore
 from tests.helpers.factories import FakeRun, make_run
 
 pytestmark = pytest.mark.usefixtures("fresh_loader")
@@ -228,7 +228,7 @@ def test_process_killed_mid_load_then_retry(stores: Any, tmp_path: Path, mysql_s
     close_all_clients()  # hand the Milvus Lite file to the child process
     script = (
         "import os, signal, sys\n"
-        "from shared.vector_store import VectorStore\n"
+        "from shared.stores.milvus.store import VectorStore\n"
         "real = VectorStore.insert_prepared\n"
         "n = [0]\n"
         "def dying(self, run_id, prepared):\n"

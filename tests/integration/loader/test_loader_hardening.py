@@ -15,10 +15,10 @@ import pytest
 
 from handlers import loader
 from handlers.loader import validation
-from shared import artifacts
-from shared.artifacts import collection_name
-from shared.settings import clear_settings_cache
-from shared.vector_store import close_all_clients
+from shared.config.settings import clear_settings_cache
+from shared.contract import artifacts
+from shared.contract.artifacts import collection_name
+from shared.stores.milvus.store import close_all_clients
 from tests.helpers.factories import FakeRun, make_run
 
 pytestmark = pytest.mark.usefixtures("fresh_loader")

@@ -19,9 +19,9 @@ import boto3
 import pytest
 
 from handlers import loader
-from shared.metadata_store import MetadataStore
-from shared.settings import clear_settings_cache, get_settings
-from shared.vector_store import StoreUnavailable, VectorStore, close_all_clients
+from shared.config.settings import clear_settings_cache, get_settings
+from shared.stores.milvus.store import StoreUnavailable, VectorStore, close_all_clients
+from shared.stores.mysql.store import MetadataStore
 from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER
 from tests.helpers.factories import make_run
 

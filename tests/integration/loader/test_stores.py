@@ -7,11 +7,11 @@ import threading
 import numpy as np
 import pytest
 
-from shared.artifacts import collection_name, new_run_id
-from shared.metadata_store import MetadataStore, Movie
-from shared.run_status import RunStatus
-from shared.settings import Settings
-from shared.vector_store import StoreUnavailable, VectorStore, close_all_clients
+from shared.config.settings import Settings
+from shared.contract.artifacts import collection_name, new_run_id
+from shared.contract.run_status import RunStatus
+from shared.stores.milvus.store import StoreUnavailable, VectorStore, close_all_clients
+from shared.stores.mysql.store import MetadataStore, Movie
 from tests.helpers.factories import GENRES
 
 

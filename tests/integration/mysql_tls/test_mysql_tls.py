@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from shared.metadata_store import MetadataStore
-from shared.settings import Settings, clear_settings_cache, get_settings
-from shared.vector_store import StoreUnavailable
+from shared.config.settings import Settings, clear_settings_cache, get_settings
+from shared.stores.milvus.store import StoreUnavailable
+from shared.stores.mysql.store import MetadataStore
 from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER
 from tests.tls_mariadb import TlsMariaDB, admin
 
@@ -110,7 +110,7 @@ def test_loader_and_api_work_over_verified_tls(
 ) -> None:
     from handlers import loader
     from handlers.api_app import deps
-    from shared.vector_store import close_all_clients
+    from shared.stores.milvus.store import close_all_clients
     from tests.helpers.factories import make_run
     from tests.helpers.live import http_api_event, invoke
 
@@ -210,7 +210,7 @@ def test_access_denied_without_a_newer_secret_is_store_unavailable(
 def test_unreachable_secrets_manager_fails_fast_and_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
     """An endpoint that accepts connections and never answers (an in-VPC function without a route to
     Secrets Manager behaves like this): bounded by the short timeouts, then StoreUnavailable."""
-    from shared import settings as settings_mod
+    from shared.config import settings as settings_mod
 
     assert (
         (settings_mod.SECRETS_CONNECT_TIMEOUT + settings_mod.SECRETS_READ_TIMEOUT) * settings_mod.SECRETS_MAX_ATTEMPTS

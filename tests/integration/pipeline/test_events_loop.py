@@ -20,8 +20,8 @@ import pytest
 
 from infra.local_cloud import upload_folder
 from infra.sam_local import LambdaContext, s3_put_event
-from shared import artifacts
-from shared.settings import Settings, clear_settings_cache, get_settings
+from shared.config.settings import Settings, clear_settings_cache, get_settings
+from shared.contract import artifacts
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +38,7 @@ def loop_env(
     s3_bucket: str, mysql_settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[dict[str, str]]:
     from handlers import loader
-    from training_job.synthetic import generate
+    from training_job.synthetic.cli import generate
 
     monkeypatch.setenv("DGLBACKEND", "pytorch")
     monkeypatch.setenv("GRAPHREC_ARTIFACT_URI", f"s3://{s3_bucket}/runs")
@@ -71,9 +71,10 @@ def _add_events(conn: Any, user_id: int, events: list[tuple[int, str, float | No
 
 
 def test_events_reach_the_next_run(loop_env: dict[str, str]) -> None:
-    from handlers import events_export, loader
-    from shared.events_export import EventsReader
-    from shared.metadata_store import MetadataStore
+    from handlers import loader
+    from handlers.events_export import app as events_export
+    from shared.stores.mysql.events_export import EventsReader
+    from shared.stores.mysql.store import MetadataStore
     from training_job.__main__ import main as train_cli
 
     started = time.perf_counter()

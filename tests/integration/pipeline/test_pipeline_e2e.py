@@ -27,7 +27,7 @@ import pytest
 from infra.local_cloud import configure_moto, create_idempotency_table, upload_folder
 from infra.sam_local import LambdaContext, lambda_env, load_handler, s3_put_event
 from infra.sam_template import FunctionSpec, Resolver, functions, load_template
-from shared.settings import clear_settings_cache
+from shared.config.settings import clear_settings_cache
 from tests.tls_mariadb import TlsMariaDB
 
 pytestmark = pytest.mark.slow
@@ -177,8 +177,9 @@ def cloud(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Cloud]:
-    from handlers import loader, retrain
+    from handlers import loader
     from handlers.api_app import deps
+    from handlers.retrain import app as retrain
 
     configure_moto(moto_endpoint)
     monkeypatch.setenv("DGLBACKEND", "pytorch")

@@ -26,15 +26,15 @@ from mangum import Mangum
 
 from handlers import loader
 from handlers.api_app import create_app, deps
-from shared import artifacts
-from shared.recipe import ExactIndex, Recipe
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.contract import artifacts
+from shared.serving.recipe import ExactIndex, Recipe
 from tests.helpers.live import http_api_event, invoke, uvicorn_in_thread
-from training_job import score_served
-from training_job.data import load_movielens
-from training_job.graph import build
-from training_job.served_eval import recommend, targets_for
-from training_job.synthetic import generate
+from training_job.data.movielens import load_movielens
+from training_job.evaluation import command as score_served
+from training_job.evaluation.served import recommend, targets_for
+from training_job.model.graph import build
+from training_job.synthetic.cli import generate
 from training_job.train import TrainConfig, concat, run
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""handlers/retrain.py against moto's HTTP server: real Batch API calls (submit/describe/list), real DynamoDB
+"""handlers/retrain/app.py against moto's HTTP server: real Batch API calls (submit/describe/list), real DynamoDB
 idempotency records. Only Batch *execution* is emulated (moto marks jobs SUCCEEDED, or FAILED on request).
 """
 
@@ -17,7 +17,7 @@ import pytest
 
 from infra.local_cloud import configure_moto, create_batch_resources, create_idempotency_table
 from infra.sam_local import LambdaContext
-from shared.settings import clear_settings_cache
+from shared.config.settings import clear_settings_cache
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
 
@@ -29,7 +29,7 @@ def _event(name: str) -> dict[str, Any]:
 @pytest.fixture
 def batch(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """Queue + GPU job definition + idempotency table in moto; env set the way template.yaml sets it."""
-    from handlers import retrain
+    from handlers.retrain import app as retrain
 
     configure_moto(moto_endpoint)
     arns = create_batch_resources(
@@ -55,7 +55,7 @@ def batch(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[
 
 
 def _invoke(event: dict[str, Any]) -> dict[str, Any]:
-    from handlers import retrain
+    from handlers.retrain import app as retrain
 
     return retrain.handler(event, LambdaContext(function_name="RetrainFunction", timeout_seconds=30))
 
@@ -270,7 +270,7 @@ def test_new_ratings_key_is_url_decoded(batch: dict[str, str]) -> None:
 
 
 def test_batch_misconfiguration_is_502_and_retry_can_succeed(batch: dict[str, str], monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from handlers import retrain
+    from handlers.retrain import app as retrain
 
     monkeypatch.setenv("GRAPHREC_TRAINING_JOB_QUEUE", "no-such-queue")
     clear_settings_cache()
@@ -330,7 +330,7 @@ def test_invalid_base64_body_is_400_and_submits_nothing(batch: dict[str, str], b
 def test_attempt_timeout_covers_the_training_budget(batch: dict[str, str], max_minutes: float) -> None:
     """The job definition's attempt timeout (template: 21,600 s) is shorter than the largest budget the
     API accepts (1,440 min): every SubmitJob carries its own timeout = budget + overhead."""
-    from handlers import retrain
+    from handlers.retrain import app as retrain
 
     resp = _post({"max_minutes": max_minutes}, key=f"timeout-{max_minutes}")
     assert resp["statusCode"] == 202, resp
@@ -347,7 +347,7 @@ def test_events_export_is_passed_to_the_job_when_configured(
 ) -> None:
     """GRAPHREC_EVENTS_EXPORT_URI set (as the template sets it): every job gets `events_uri`, which the job
     definition's command passes as --events-uri; unset: the parameter is left to the job definition."""
-    from handlers import retrain
+    from handlers.retrain import app as retrain
 
     monkeypatch.setenv("GRAPHREC_EVENTS_EXPORT_URI", "s3://bucket/events/events.csv")
     clear_settings_cache()

@@ -22,9 +22,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from shared import artifacts
+from shared.contract import artifacts
 from training_job.__main__ import main as cli_main
-from training_job.synthetic import generate
+from training_job.synthetic.cli import generate
 
 REPO = Path(__file__).resolve().parents[3]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from mangum import Mangum
 
 from handlers.api_app import create_app, deps
-from shared.vector_store import StoreUnavailable
+from shared.stores.milvus.store import StoreUnavailable
 from tests.helpers.live import http_api_event, invoke
 
 
@@ -95,7 +95,7 @@ def test_routing_errors_are_json_4xx(app: FastAPI) -> None:
 
 
 def test_bad_input_is_422_even_when_the_stores_are_down(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
-    from shared.settings import clear_settings_cache
+    from shared.config.settings import clear_settings_cache
     from tests.helpers.live import free_port
 
     monkeypatch.setenv("GRAPHREC_MYSQL_PORT", str(free_port()))  # nothing listens there: MySQL is "down"

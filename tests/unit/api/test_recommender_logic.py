@@ -22,12 +22,12 @@ def test_combine_of_one_vector_is_that_direction() -> None:
 
 
 def test_combine_of_opposite_vectors_falls_back_to_the_most_recent() -> None:
-    # vectors are given oldest first (shared/recipe.py): the last one is the most recent
+    # vectors are given oldest first (shared/serving/recipe.py): the last one is the most recent
     assert combine([[1.0, 0.0], [-1.0, 0.0]]) == pytest.approx([-1.0, 0.0])
 
 
 def test_combine_applies_a_recipe_recency_weights() -> None:
-    from shared.recipe import Recipe
+    from shared.serving.recipe import Recipe
 
     q = combine([[1.0, 0.0], [0.0, 1.0]], Recipe(last_k=2, decay=0.5))  # the newer one weighs twice as much
     assert q == pytest.approx(list(np.array([0.5, 1.0]) / np.linalg.norm([0.5, 1.0])))

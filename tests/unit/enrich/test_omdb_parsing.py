@@ -6,9 +6,8 @@ import socket
 
 import pytest
 
-from shared.movie_details_store import MovieDetails, details_from_row, details_row
-from training_job import omdb
-from training_job.enrich import Target, cached_details
+from shared.stores.mysql.details import MovieDetails, details_from_row, details_row
+from training_job.enrich.command import Target, cached_details, omdb
 
 
 @pytest.mark.parametrize(

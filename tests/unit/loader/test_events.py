@@ -8,7 +8,7 @@ import time
 import pytest
 
 from handlers import loader
-from shared.vector_store import StoreUnavailable, VectorStore
+from shared.stores.milvus.store import StoreUnavailable, VectorStore
 
 RUN = "20261123T091500Z_1a2b3c4d"
 

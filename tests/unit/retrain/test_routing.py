@@ -1,4 +1,4 @@
-"""handlers/retrain.py routing through its Powertools resolver, for requests that are answered before any AWS
+"""handlers/retrain/app.py routing through its Powertools resolver, for requests that are answered before any AWS
 call (IAM check, unknown routes, body errors), so no services are needed; submission is in
 tests/integration/retrain/."""
 
@@ -21,7 +21,7 @@ def _event(name: str) -> dict[str, Any]:
 
 
 def _invoke(event: dict[str, Any]) -> dict[str, Any]:
-    from handlers import retrain
+    from handlers.retrain import app as retrain
 
     return retrain.handler(event, LambdaContext(function_name="RetrainFunction", timeout_seconds=30))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared import artifacts, objectstore
+from shared.contract import artifacts, objectstore
 from tests.helpers.factories import make_run
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from shared.settings import Settings
+from shared.config.settings import Settings
 
 
 def test_dev_sign_in_is_refused_inside_lambda(monkeypatch: pytest.MonkeyPatch) -> None:

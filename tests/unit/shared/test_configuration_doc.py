@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from shared import settings_doc
-from shared.settings import Settings
+from shared.config import doc as settings_doc
+from shared.config.settings import Settings
 
 
 def test_configuration_doc_is_generated_from_the_settings() -> None:
     assert settings_doc.DOC.read_text() == settings_doc.render(), (
-        "docs/configuration.md is out of date: run .venv/bin/python -m shared.settings_doc"
+        "docs/configuration.md is out of date: run .venv/bin/python -m shared.config.doc"
     )
 
 

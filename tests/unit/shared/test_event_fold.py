@@ -1,8 +1,8 @@
-"""What events mean (shared/event_fold.py): the API's real-time history and the training merge share it."""
+"""What events mean (shared/serving/event_fold.py): the API's real-time history and the training merge share it."""
 
 from __future__ import annotations
 
-from shared.event_fold import (
+from shared.serving.event_fold import (
     LIKE_RATING,
     WATCHED_RATING,
     Event,

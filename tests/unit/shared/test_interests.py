@@ -1,4 +1,4 @@
-"""shared/interests.py: clustering into interests, the merge, diversity and explanations (API = evaluation)."""
+"""shared/serving/interests.py: clustering into interests, the merge, diversity and explanations (API = evaluation)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from shared.interests import MAX_BECAUSE, Plan, because, cluster, merge, plan, serve
-from shared.recipe import ExactIndex, Recipe
+from shared.serving.interests import MAX_BECAUSE, Plan, because, cluster, merge, plan, serve
+from shared.serving.recipe import ExactIndex, Recipe
 
 MULTI = Recipe(last_k=500, decay=0.9, interests=3, threshold=0.5)
 
@@ -116,7 +116,7 @@ def test_because_is_always_a_subset_of_the_selected_movies() -> None:
 def test_merge_shares_follow_the_weights() -> None:
     vec = np.eye(3)
     p = Plan((1, 2, 3), vec.astype(np.float32), ())
-    from shared.interests import Interest
+    from shared.serving.interests import Interest
 
     p = Plan(p.selected, p.vectors, (Interest((0,), 0.6, vec[0]), Interest((1,), 0.3, vec[1]), Interest((2,), 0.1, vec[2])))
     lists = [[(100 + i, 0.9 - i / 100) for i in range(20)], [(200 + i, 0.8) for i in range(20)], [(300 + i, 0.7) for i in range(20)]]

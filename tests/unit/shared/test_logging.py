@@ -61,12 +61,12 @@ def test_structured_fields_go_in_extra() -> None:
 def test_each_line_names_its_module_and_levels_are_per_module() -> None:
     code = """
 import logging
-from shared.log import get_logger
+from shared.config.log import get_logger
 a = get_logger("handlers.loader.run")
-b = get_logger("training_job.fit")
+b = get_logger("training_job.model.fit")
 assert get_logger("handlers.loader.run") is a
 a.info("loaded", extra={"run_id": "r1"})
-logging.getLogger("graphrec.training_job.fit").setLevel("ERROR")
+logging.getLogger("graphrec.training_job.model.fit").setLevel("ERROR")
 b.warning("filtered out by its module's level")
 a.warning("still shown")
 """

@@ -1,11 +1,11 @@
-"""shared/recipe.py: the one implementation of query forming and ranking used by the API and the evaluation."""
+"""shared/serving/recipe.py: the one implementation of query forming and ranking used by the API and the evaluation."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from shared.recipe import LEGACY, ExactIndex, Recipe, rank
+from shared.serving.recipe import LEGACY, ExactIndex, Recipe, rank
 
 
 def unit(v: list[float]) -> np.ndarray:

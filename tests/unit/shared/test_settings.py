@@ -8,7 +8,7 @@ import boto3
 import pytest
 from pydantic import Field, ValidationError
 
-from shared.settings import Settings, clear_settings_cache, env_var, get_settings, renamed_variables
+from shared.config.settings import Settings, clear_settings_cache, env_var, get_settings, renamed_variables
 from tests.helpers.logs import json_log_lines
 
 
@@ -81,7 +81,7 @@ def test_a_field_added_later_gets_the_prefix_and_the_fallback(monkeypatch: pytes
 def test_each_old_name_is_logged_once_as_deprecated() -> None:
     """In a fresh process (the warning is once per process): one JSON warning per old name, naming the new one;
     an old name shadowed by its new one is reported as ignored."""
-    code = "from shared.settings import Settings\nfor _ in range(3): Settings()\n"
+    code = "from shared.config.settings import Settings\nfor _ in range(3): Settings()\n"
     env = {"MILVUS_URI": "old.db", "KEEP_RUNS": "4", "MYSQL_HOST": "old-host", "GRAPHREC_MYSQL_HOST": "new-host"}
     lines = json_log_lines(code, env)
     assert [(x["level"], x["message"]) for x in lines] == [
@@ -90,4 +90,4 @@ def test_each_old_name_is_logged_once_as_deprecated() -> None:
         ("WARNING", "MYSQL_HOST is ignored: GRAPHREC_MYSQL_HOST is set"),
     ]
     assert lines[1]["variable"] == "MILVUS_URI" and lines[1]["renamed_to"] == "GRAPHREC_MILVUS_URI"
-    assert lines[1]["name"] == "graphrec.shared.settings_env"
+    assert lines[1]["name"] == "graphrec.shared.config.env"

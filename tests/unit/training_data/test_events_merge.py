@@ -1,4 +1,4 @@
-"""training_job/events_merge.py: the exported events folded into the base ratings (shared.event_fold rules),
+"""training_job/data/events.py: the exported events folded into the base ratings (shared.serving.event_fold rules),
 bad lines and unknown movies counted, a missing export never fatal."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared.event_fold import LIKE_RATING, WATCHED_RATING
-from shared.events_export import EXPORT_COLUMNS, metadata_uri
-from training_job.data_report import UNKNOWN_ATTR, DataReport, MovieLensData
-from training_job.events_merge import merge_events, parse_events
+from shared.serving.event_fold import LIKE_RATING, WATCHED_RATING
+from shared.stores.mysql.events_export import EXPORT_COLUMNS, metadata_uri
+from training_job.data.events import merge_events, parse_events
+from training_job.data.report import UNKNOWN_ATTR, DataReport, MovieLensData
 
 NEW = 1_000_000_000  # a person who signed in: not in users.dat
 HEADER = ",".join(EXPORT_COLUMNS)

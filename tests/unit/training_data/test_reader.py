@@ -9,8 +9,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from training_job import data, data_report, data_split
-from training_job.data import MovieLensError, load_movielens, parse_genres, parse_title
+from training_job.data import movielens as data
+from training_job.data import report as data_report
+from training_job.data import split as data_split
+from training_job.data.movielens import MovieLensError, load_movielens, parse_genres, parse_title
 
 from ._helpers import MOVIES, RATINGS, USERS, write_ml
 

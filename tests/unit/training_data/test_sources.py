@@ -13,9 +13,11 @@ from pathlib import Path
 import boto3
 import pytest
 
-from shared import objectstore
-from training_job import data, data_report, data_sources
-from training_job.data import MovieLensError, load_movielens
+from shared.contract import objectstore
+from training_job.data import movielens as data
+from training_job.data import report as data_report
+from training_job.data import sources as data_sources
+from training_job.data.movielens import MovieLensError, load_movielens
 
 from ._helpers import MOVIES, RATINGS, USERS, write_ml
 

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training_job import synthetic
-from training_job.data import load_movielens
+from training_job.data.movielens import load_movielens
+from training_job.synthetic import cli as synthetic
 
 SIZE = {"users": 300, "movies": 400, "ratings": 15_000}
 FILES = ("users.dat", "movies.dat", "ratings.dat")

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import torch
 
-from training_job.baselines import cosine_item_similarity, item_knn_scorer, popularity_scorer
-from training_job.evaluate import (
+from training_job.evaluation.baselines import cosine_item_similarity, item_knn_scorer, popularity_scorer
+from training_job.evaluation.scorer import (
     QueryRule,
     embedding_scorer,
     history_weights,
@@ -16,7 +16,7 @@ from training_job.evaluate import (
     seen_matrix,
     select_query,
 )
-from training_job.graph import Interactions
+from training_job.model.graph import Interactions
 
 
 def _inter(users: list[int], items: list[int]) -> Interactions:

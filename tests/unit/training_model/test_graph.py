@@ -7,7 +7,7 @@ import pandas as pd
 import torch
 
 from tests.helpers.synth import make_data
-from training_job.graph import MOVIE, USER, WATCHED, WATCHED_BY, build, hash_token, tokenize_title
+from training_job.model.graph import MOVIE, USER, WATCHED, WATCHED_BY, build, hash_token, tokenize_title
 
 
 def test_node_and_edge_counts_and_edge_data() -> None:

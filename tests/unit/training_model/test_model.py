@@ -7,10 +7,10 @@ import scipy.sparse as sp
 import torch
 
 from tests.helpers.synth import make_data
-from training_job.graph import build
-from training_job.inference import blockwise_embeddings, layerwise_embeddings
-from training_job.model import MaxMarginLoss, PinSage
-from training_job.sampler import ItemPairSampler, NeighbourSampler, make_blocks
+from training_job.model.graph import build
+from training_job.model.inference import blockwise_embeddings, layerwise_embeddings
+from training_job.model.pinsage import MaxMarginLoss, PinSage
+from training_job.model.sampler import ItemPairSampler, NeighbourSampler, make_blocks
 from training_job.train import TrainConfig, train_on
 
 

@@ -8,8 +8,8 @@ import scipy.sparse as sp
 import torch
 
 from tests.helpers.synth import make_data
-from training_job.graph import build
-from training_job.sampler import ItemPairSampler, NeighbourSampler, make_blocks
+from training_job.model.graph import build
+from training_job.model.sampler import ItemPairSampler, NeighbourSampler, make_blocks
 
 
 def _co_watched(gd) -> np.ndarray:  # type: ignore[no-untyped-def]

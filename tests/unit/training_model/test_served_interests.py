@@ -1,11 +1,11 @@
-"""training_job/served_eval.py: single vector vs multi-interest chosen on validation, reported on test."""
+"""training_job/evaluation/served.py: single vector vs multi-interest chosen on validation, reported on test."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from shared.recipe import ExactIndex, Recipe
-from training_job.served_eval import (
+from shared.serving.recipe import ExactIndex, Recipe
+from training_job.evaluation.served import (
     Targets,
     interest_coverage,
     multi_interest_report,
