@@ -3,7 +3,7 @@
     DGLBACKEND=pytorch .venv/bin/python bench/bench_interests.py --data /tmp/ml_d --run RUN_FOLDER
 
 Rebuilds the run's split from the data (same split as training), loads the run's embeddings into the
-API's `ExactIndex` and runs the training job's own selection (`served_eval.select_recipe`,
+API's `ExactIndex` and runs the training job's own selection (`evaluation.served.select_recipe`,
 `select_interests`) and test report (`multi_interest_report`) - the numbers a new run writes to
 metrics.json["multi_interest"]. Prints the validation grid and a markdown table; --json writes it all.
 """
