@@ -108,7 +108,7 @@ without being listed anywhere. The old names:
 {names}
 
 `MILVUS_URI` is also pymilvus' own variable, read at import time (and fatal there when it is a Milvus Lite
-path): `shared/milvus_client.import_pymilvus()` still hides it from pymilvus while importing it, for
+path): `shared/stores/milvus/client.import_pymilvus()` still hides it from pymilvus while importing it, for
 environments that set the old name.
 """
 
