@@ -138,6 +138,20 @@ class ExactIndex:
         m = np.asarray(matrix, dtype=np.float32)[order]  # (n, D)
         self.matrix = m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
         self.row = {int(m): i for i, m in enumerate(self.ids.tolist())}
+        self._matrix64: np.ndarray | None = None
+
+    @property
+    def matrix64(self) -> np.ndarray:
+        """(n, D) float64 copy of `matrix`: scores are float64 inner products of the float32 unit rows.
+
+        Why float64: float32 matrix-vector and matrix-matrix products sum in different orders, and after
+        rounding to SCORE_DECIMALS ~1.4% of scores differ between the two; in float64 the difference is
+        ~1e-16 and the rounded scores agree, so the batch job's blocked products (shared/serving/batched.py)
+        rank exactly like this per-query search.
+        """
+        if self._matrix64 is None:
+            self._matrix64 = self.matrix.astype(np.float64)
+        return self._matrix64
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -160,7 +174,7 @@ class ExactIndex:
 
         `allowed` is an optional (n,) bool row mask (e.g. a genre filter).
         """
-        scores = self.matrix @ np.asarray(query, dtype=np.float32)  # (n,)
+        scores = self.matrix64 @ np.asarray(query, dtype=np.float32).astype(np.float64)  # (n,)
         if allowed is not None:
             scores[~allowed] = -np.inf
         scores[self.rows_of(banned)] = -np.inf
@@ -173,7 +187,7 @@ class ExactIndex:
         pool_size = min(take + 16, len(scores))
         pool = np.argpartition(-scores, pool_size - 1)[:pool_size]
         while True:
-            rounded = np.round(scores[pool].astype(np.float64), SCORE_DECIMALS)
+            rounded = np.round(scores[pool], SCORE_DECIMALS)
             order = np.lexsort((self.ids[pool], -rounded))
             kth = rounded[order[take - 1]]
             if pool_size == len(scores) or rounded.min() < kth:
