@@ -6,6 +6,7 @@ batch with more events appended; per-event keys make every event land exactly on
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
@@ -16,6 +17,10 @@ from shared.serving.event_fold import EventType
 
 MAX_EVENTS_PER_BATCH = 100
 CLOCK_SKEW = timedelta(days=1)  # client timestamps further in the future are refused
+EARLIEST = datetime(1995, 1, 1, tzinfo=UTC)  # before any MovieLens rating: earlier client times are refused
+# The one timestamp format: RFC 3339 with a zone (Z or +hh:mm), optional fraction. Numbers are refused (a
+# number's unit, seconds or milliseconds, would be a guess).
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})$")
 IdempotencyKey = Annotated[
     str,
     Field(
@@ -43,7 +48,10 @@ class EventIn(BaseModel):
         default=None, ge=0.5, le=5.0, description="Only with type 'rated': 0.5-5 in steps of 0.5."
     )
     timestamp: Annotated[datetime | None, Field(strict=False)] = Field(
-        default=None, description="When it happened on the client (ISO 8601 with a zone); default: when received."
+        default=None,
+        description="When it happened on the client: RFC 3339 with a zone (2026-11-23T17:00:00Z or "
+        "...+01:00), from 1995-01-01 to a day ahead; numbers are refused. Kept for the record: the order of a "
+        "person's events (serving and training) is the order the server received them.",
     )
     idempotency_key: IdempotencyKey
 
@@ -54,14 +62,30 @@ class EventIn(BaseModel):
             raise ValueError("rating must be a multiple of 0.5")
         return v
 
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _rfc3339_only(cls, v: object) -> object:
+        if v is None:
+            return v
+        if not isinstance(v, str):
+            raise ValueError("timestamp must be an RFC 3339 string with a zone, e.g. 2026-11-23T17:00:00Z (numbers are refused)")
+        if not RFC3339.match(v):
+            if re.match(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$", v):
+                raise ValueError("timestamp needs a time zone, e.g. 2026-11-23T17:00:00Z")
+            raise ValueError("timestamp must be RFC 3339 with a zone, e.g. 2026-11-23T17:00:00Z or 2026-11-23T18:00:00+01:00")
+        return v
+
     @field_validator("timestamp")
     @classmethod
-    def _zoned_and_not_future(cls, v: datetime | None) -> datetime | None:
+    def _in_range(cls, v: datetime | None) -> datetime | None:
         if v is None:
             return v
         if v.tzinfo is None:
             raise ValueError("timestamp needs a time zone, e.g. 2026-11-23T17:00:00Z")
-        if v > datetime.now(UTC) + CLOCK_SKEW:
+        # the year first: converting year 1 or 9999 with an offset to UTC overflows
+        if v.year < EARLIEST.year or v < EARLIEST:
+            raise ValueError("timestamp is before 1995-01-01")
+        if v.year > 9000 or v > datetime.now(UTC) + CLOCK_SKEW:
             raise ValueError("timestamp is more than a day in the future")
         return v
 
@@ -97,13 +121,15 @@ class EventOut(BaseModel):
 
 
 class EventPage(BaseModel):
-    user_id: int
+    user_id: int | None = Field(description="null before the person's first event (no profile yet).")
     items: list[EventOut]
     next_before: int | None = Field(description="Pass as ?before= for older events; null at the end.")
 
 
 class Me(BaseModel):
-    user_id: int
+    user_id: int | None = Field(
+        description="null until the person's first event: a profile (and id) is created by sign-in or a write, never by a read."
+    )
     name: str | None
     claimed: bool = Field(description="True when this person took over a MovieLens user (local demo only).")
     liked: list[int] = Field(description="Movies whose latest like/unlike is a like, most recent last.")
@@ -116,6 +142,15 @@ class DevSignIn(BaseModel):
     claim_user_id: int | None = Field(
         default=None, ge=0, le=INT64_MAX, description="Take over this MovieLens user (its history shows)."
     )
+
+    @field_validator("name")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        """Spaces collapsed and trimmed ("  ada  lovelace " -> "ada lovelace"); a name of spaces is no name."""
+        cleaned = " ".join(v.split())
+        if not cleaned:
+            raise ValueError("name must contain a letter or digit, not only spaces")
+        return cleaned
 
 
 class DevToken(BaseModel):

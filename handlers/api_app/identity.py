@@ -27,6 +27,7 @@ from fastapi import Depends, Request
 
 from handlers.api_app.errors import ApiError
 from shared.config.settings import Settings, get_settings
+from shared.stores.mysql.people import clean_name
 
 DEV_TOKEN_SECONDS = 12 * 3600
 _BEARER = re.compile(r"^Bearer\s+(\S+)$", re.IGNORECASE)
@@ -45,6 +46,7 @@ class Caller:
 
     subject: str
     name: str | None
+    issued_at: float | None = None  # Unix seconds the person authenticated (auth_time) or the token was issued (iat)
 
 
 _PROCESS_KEY = secrets.token_bytes(32)  # used when GRAPHREC_DEV_AUTH_SECRET is unset
@@ -64,7 +66,10 @@ def _unb64(text: str) -> bytes:
 
 
 def issue_dev_token(settings: Settings, caller: Caller, now: float | None = None) -> str:
-    payload = _b64(json.dumps({"sub": caller.subject, "name": caller.name, "exp": int((now or time.time()) + DEV_TOKEN_SECONDS)}).encode())
+    """`iat` to the microsecond (a sign-in right after a sign-out must not look older than it)."""
+    at = now or time.time()
+    claims = {"sub": caller.subject, "name": caller.name, "iat": at, "exp": int(at + DEV_TOKEN_SECONDS)}
+    payload = _b64(json.dumps(claims).encode())
     sig = _b64(hmac.new(_dev_key(settings), payload.encode(), hashlib.sha256).digest())
     return f"dev.{payload}.{sig}"
 
@@ -82,7 +87,16 @@ def _verify_dev_token(settings: Settings, token: str) -> Caller:
         raise Unauthorized("The sign-in token is malformed; sign in again.") from exc
     if int(claims.get("exp", 0)) < time.time():
         raise Unauthorized("The sign-in token has expired; sign in again.")
-    return Caller(subject=str(claims["sub"]), name=claims.get("name"))
+    iat = claims.get("iat")
+    return Caller(subject=str(claims["sub"]), name=claims.get("name"), issued_at=_seconds(iat))
+
+
+def _seconds(value: Any) -> float | None:
+    """A numeric claim (JSON number or, from API Gateway, a string) as float seconds; None when absent/bad."""
+    try:
+        return None if value is None or isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _cognito_caller(request: Request) -> Caller | None:
@@ -92,7 +106,10 @@ def _cognito_caller(request: Request) -> Caller | None:
     if not sub:
         return None
     name = claims.get("email") or claims.get("cognito:username") or claims.get("username")
-    return Caller(subject=f"cognito:{sub}", name=str(name) if name else None)
+    # auth_time (when the person signed in; ID tokens refreshed later keep it) before iat: a sign-out or
+    # forget-me then also refuses tokens refreshed from the old sign-in.
+    issued = _seconds(claims.get("auth_time")) or _seconds(claims.get("iat"))
+    return Caller(subject=f"cognito:{sub}", name=clean_name(str(name)) if name else None, issued_at=issued)
 
 
 def caller_of(request: Request, settings: Settings) -> Caller | None:

@@ -12,8 +12,8 @@ UNAVAILABLE: dict[int | str, dict[str, Any]] = {
 }
 STANDARD = {**INVALID, **UNAVAILABLE}
 PEOPLE: dict[int | str, dict[str, Any]] = {
-    401: {**_E, "description": "Not signed in, or the sign-in token is invalid or expired"},
+    401: {**_E, "description": "Not signed in, or the sign-in token is invalid, expired or ended (signed out, forgotten)"},
     403: {**_E, "description": "Another person's data"},
-    409: {**_E, "description": "The user id is already claimed"},
+    409: {**_E, "description": "The user id is already claimed, or an idempotency key was used for another event"},
     429: {**_E, "description": "Too many events this minute (see Retry-After)"},
 }

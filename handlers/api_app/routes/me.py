@@ -1,4 +1,4 @@
-"""Signed-in people: GET /auth/config, POST /auth/dev/sign-in, GET|DELETE /users/me, POST /events,
+"""Signed-in people: GET /auth/config, POST /auth/dev/sign-in, POST /auth/sign-out, GET|DELETE /users/me, POST /events,
 GET /users/me/events, GET /users/me/recommendations. The work is in people.py (worker threads)."""
 
 from typing import Annotated
@@ -28,7 +28,7 @@ async def auth_config(settings: SettingsDep) -> ps.AuthConfig:
 @router.post("/auth/dev/sign-in", response_model=ps.DevToken, responses=NOT_FOUND)
 async def dev_sign_in(body: ps.DevSignIn, store: PeopleDep, live: LiveRunDep, settings: SettingsDep) -> ps.DevToken:
     people.check_dev_mode(settings)
-    caller = Caller(subject=f"dev:{body.name.strip().lower()}", name=body.name.strip())
+    caller = Caller(subject=f"dev:{body.name.lower()}", name=body.name)  # DevSignIn normalised the name
 
     def run_id() -> str | None:
         try:
@@ -48,6 +48,13 @@ async def get_me(caller: CallerDep, store: PeopleDep) -> ps.Me:
 @router.delete("/users/me", status_code=204, response_class=Response)
 async def forget_me(caller: CallerDep, store: PeopleDep) -> Response:
     await run_blocking(people.forget, store, caller)
+    return Response(status_code=204)
+
+
+@router.post("/auth/sign-out", status_code=204, response_class=Response)
+async def sign_out(caller: CallerDep, store: PeopleDep) -> Response:
+    """Server-side sign-out: every token of this person issued until now is refused from here on (401)."""
+    await run_blocking(people.sign_out, store, caller)
     return Response(status_code=204)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from shared.contract.run_status import RunStatus
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -89,6 +89,33 @@ MIGRATIONS: dict[int, list[str]] = {
             source VARCHAR(64) NULL,
             fetched_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
+    ],
+    # Issue 20: "forget me" that is final, idempotency keys compared exactly, a token-bucket write budget.
+    3: [
+        # Keys compared byte for byte (ascii_bin): "CaseKey-AbCd" and "casekey-abcd" are two events. Existing
+        # rows are kept: keys unique case-insensitively are unique byte for byte too.
+        "ALTER TABLE events MODIFY idempotency_key VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL",
+        # One row per forgotten user id: who (SHA-256 of the identity subject, so the record holds no personal
+        # data), which id and when. The loader, the events export and the training job skip these ids.
+        """CREATE TABLE IF NOT EXISTS forgotten (
+            user_id BIGINT NOT NULL PRIMARY KEY,
+            subject_hash BINARY(32) NOT NULL,
+            forgotten_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+            KEY idx_forgotten_subject (subject_hash)
+        ) ENGINE=InnoDB""",
+        # Tokens of a subject issued (authenticated) before not_before are refused: forget me and sign-out.
+        """CREATE TABLE IF NOT EXISTS token_floor (
+            subject_hash BINARY(32) NOT NULL PRIMARY KEY,
+            not_before DOUBLE NOT NULL
+        ) ENGINE=InnoDB""",
+        # The write budget becomes a token bucket per person (the fixed minute windows let 2x through at a
+        # boundary); the old table's rows are only a minute's counts, nothing to keep.
+        "DROP TABLE IF EXISTS write_budget",
+        """CREATE TABLE IF NOT EXISTS write_budget (
+            user_id BIGINT NOT NULL PRIMARY KEY,
+            tokens DOUBLE NOT NULL,
+            updated_at DOUBLE NOT NULL
+        ) ENGINE=InnoDB""",
     ],
 }
 

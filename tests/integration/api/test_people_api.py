@@ -225,7 +225,11 @@ def test_forget_me_removes_events_and_profile(api: Call, live: LiveRun) -> None:
     assert status == 204
     assert events_rows(user_id) == 0
     assert api("GET", f"/users/{user_id}/recommendations")[0] == 404  # no profile, no history: gone
-    _, _, me = api("GET", "/users/me", token=token)  # signing in again starts afresh
+    status, _, out = api("GET", "/users/me", token=token)  # the old token is refused (issue 20)
+    assert status == 401 and "sign in again" in out["detail"]
+    assert post(api, token, event(int(live.run.movie_ids[2])))[0] == 401 and events_rows(user_id) == 0
+    again, _ = sign_in(api, "Leaving")  # signing in again starts afresh, with a new id
+    _, _, me = api("GET", "/users/me", token=again)
     assert me["user_id"] != user_id and me["liked"] == []
 
 
@@ -244,8 +248,9 @@ def test_cognito_mode_reads_the_authorizer_claims(live: LiveRun, monkeypatch: py
 
     claims = {"sub": "5f1c-uuid", "email": "ada@example.com"}
     status, _, me = call("GET", "/users/me", claims)
-    assert status == 200 and me["name"] == "ada@example.com" and me["user_id"] >= NEW_USER_BASE
+    assert status == 200 and me["name"] == "ada@example.com" and me["user_id"] is None  # a read creates nothing
     assert call("POST", "/events", claims, body={"events": [event(int(live.run.movie_ids[0]))]})[2]["accepted"] == 1
+    assert call("GET", "/users/me", claims)[2]["user_id"] >= NEW_USER_BASE  # the first write did
     assert call("GET", "/users/me", None)[0] == 401  # no claims: the authorizer did not vouch for anyone
     dev = call("GET", "/users/me", None, headers={"authorization": "Bearer dev.x.y"})
     assert dev[0] == 401  # development tokens mean nothing here
@@ -269,32 +274,42 @@ def test_only_the_latest_events_are_folded_in_but_every_like_is_listed(
     assert ids(recs) == liked_answer(api, m[3:6])
 
 
-def test_write_budget_is_per_minute_and_old_windows_are_dropped(
-    live: LiveRun, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_write_budget_is_a_token_bucket_shared_in_mysql(live: LiveRun, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20: no minute boundary lets twice the budget through; a refused batch spends nothing."""
     import shared.stores.mysql.people as people_store
     from shared.stores.mysql.store import MetadataStore
 
     store = MetadataStore.from_settings(get_settings())
-    now = [1_800_000_000.0]  # a minute boundary
+    other = MetadataStore.from_settings(get_settings())  # a second container: the bucket is in MySQL
+    now = [1_800_000_059.0]  # a second before a minute boundary
     monkeypatch.setattr(people_store, "_clock", lambda: now[0])
-    assert store.spend_write_budget(7, 3, per_minute=5) == 0
-    assert store.spend_write_budget(7, 2, per_minute=5) == 0
-    now[0] += 20
-    assert store.spend_write_budget(7, 1, per_minute=5) == 40.0  # 6 > 5: wait for the next minute
-    now[0] += 40
-    assert store.spend_write_budget(7, 5, per_minute=5) == 0  # a new minute, a new budget
-    windows = store._fetchall("SELECT window_start FROM write_budget WHERE user_id=7")
-    assert [int(w) for (w,) in windows] == [int(now[0] // 60)]  # the old minute's row is gone
+    assert store.spend_write_budget(7, 5, per_minute=60) == 0  # a full bucket: a burst of 60 allowed
+    assert other.spend_write_budget(7, 55, per_minute=60) == 0
+    now[0] += 2  # across the boundary: the fixed window allowed 60 more here, the bucket 2 (1 per second)
+    assert store.spend_write_budget(7, 3, per_minute=60) == pytest.approx(1.0)  # refused, nothing spent
+    assert other.spend_write_budget(7, 2, per_minute=60) == 0
+    assert store.spend_write_budget(7, 1, per_minute=60) == pytest.approx(1.0)
+    now[0] += 30  # 30 tokens back
+    assert store.spend_write_budget(7, 31, per_minute=60) == pytest.approx(1.0)
+    assert store.spend_write_budget(7, 30, per_minute=60) == 0
+    now[0] += 600  # refilled to the cap, not beyond
+    assert store.spend_write_budget(7, 61, per_minute=60) > 0 and store.spend_write_budget(7, 60, per_minute=60) == 0
+    assert store._fetchall("SELECT COUNT(*) FROM write_budget WHERE user_id=7")[0][0] == 1  # one row per person
     store.close()
+    other.close()
 
 
 def test_a_key_repeated_in_one_batch_keeps_the_first_event_in_its_place(api: Call, live: LiveRun) -> None:
     token, _ = sign_in(api, "Order")
     a, b = (int(m) for m in live.run.movie_ids[:2])
     first = event(a)
-    again = {**event(a, "unlike"), "idempotency_key": first["idempotency_key"]}
-    assert post(api, token, first, event(b), again)[2]["accepted"] == 2
+    assert post(api, token, first, event(b), dict(first))[2]["accepted"] == 2
     _, _, page = api("GET", "/users/me/events", token=token)
     assert [(e["movie_id"], e["type"]) for e in page["items"]] == [(b, "like"), (a, "like")]  # newest first
     assert api("GET", "/users/me", token=token)[2]["liked"] == [a, b]
+    # the same key for a different event inside one batch: a 409 naming it, nothing written (issue 20)
+    c = int(live.run.movie_ids[2])
+    clash = event(c)
+    status, _, out = post(api, token, clash, event(b), {**event(c, "unlike"), "idempotency_key": clash["idempotency_key"]})
+    assert status == 409 and out["idempotency_key"] == clash["idempotency_key"], out
+    assert len(api("GET", "/users/me/events", token=token)[2]["items"]) == 2
