@@ -17,8 +17,15 @@ copies what is known about ML-1M instead:
   last year are only rated after their release, so late ratings lean towards new releases;
 - a short-term browsing context: what a user rates next leans towards what they just rated (a decaying
   context vector in the taste space), so recent movies predict the next one better than the whole
-  history does — the property of real ML-1M that made "last few movies" queries win — but there is no
-  franchise order or other deterministic sequence to exploit.
+  history does — the property of real ML-1M that made "last few movies" queries win;
+- the world's structure (issue 17): **franchises** (~11 % of the movies in series of 2-5; sequels come
+  out later, share the original's title stem - "X II", "X: Part 3", "X: The Word Word" - its genres, most
+  of its taste vector and part of its audience: a user who rated one entry is much likelier to rate the
+  others, and mostly the earlier one first) and **directors** active in one era (a small shared part of
+  their movies' taste vectors). A franchise is not a deterministic sequence: its movies are a small
+  share of all ratings and the order inside a sign-up burst is still noise. The ground truth is written
+  beside the ML-1M files as `franchises.dat` (`movie_id::franchise_id::position`), for measuring
+  similar-list coherence (training_job/evaluation/franchises.py); on real data it is derived from titles.
 
 Choices are drawn with the Gumbel/exponential-race trick over the whole catalogue, vectorised over users
 (`BLOCK` movies per draw, without replacement): ML-1M size takes well under a minute.
@@ -34,11 +41,25 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from training_job.synthetic.files import GENRE_WEIGHT, GENRES, RatingsTable, random_titles, write_movielens
+from training_job.synthetic.files import (
+    _PATTERNS,
+    _TITLE_WORDS,
+    GENRE_WEIGHT,
+    GENRES,
+    RatingsTable,
+    write_movielens,
+)
 
 DIM = 16
 GENRE_SHARE = 0.45  # share of a movie's taste vector explained by its genres
-DECADE_SHARE = 0.15  # ... by its decade; the rest is latent
+DECADE_SHARE = 0.15  # ... by its decade
+DIRECTOR_SHARE = 0.1  # ... by its director's style; the rest is latent
+DIRECTOR_MOVIES = 2.2  # mean movies per director (ML-1M's ~3,700 movies have ~1,700 directors)
+FRANCHISE_SHARE = 0.11  # movies that belong to a series of 2-5
+FRANCHISE_SIZE_P = np.array([0.55, 0.27, 0.12, 0.06])  # sizes 2, 3, 4, 5
+FRANCHISE_KEEP = 0.8  # a sequel's taste vector: this much of the original's (mixed on the sphere)
+FRANCHISE_BOOST = 1.5  # logit bonus for a movie of a franchise the user has already rated an entry of
+OUT_OF_ORDER = 1.5  # logit penalty for a sequel whose predecessor the user has not rated yet
 TASTE_SCALE = 5.0  # how strongly long-term taste drives choices (logit units per cosine)
 CONTEXT_SCALE = 20.0  # how strongly the recent-browsing context drives them
 CONTEXT_DECAY = 0.3  # context <- decay * context + (1 - decay) * mean(vectors just rated)
@@ -61,10 +82,73 @@ class Catalogue:
     log_pop: np.ndarray  # (M,) base popularity (logit)
     quality: np.ndarray  # (M,) rating offset
     release_ts: np.ndarray  # (M,) first timestamp at which the movie can be rated
+    franchise: np.ndarray  # (M,) franchise index, -1 for standalone movies
+    position: np.ndarray  # (M,) 0 = the original, 1 = the first sequel, ... (-1 standalone)
+    director: np.ndarray  # (M,) director index
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def _titles(rng: np.random.Generator, n: int) -> list[str]:
+    """n distinct titles from the shared word list, re-drawn on a clash (never 'X 2': that reads as a sequel)."""
+    used: set[str] = set()
+    out: list[str] = []
+    words = np.array(_TITLE_WORDS)
+    while len(out) < n:
+        a, b, c = words[rng.integers(0, len(words), 3)]
+        title = _PATTERNS[int(rng.integers(0, len(_PATTERNS)))].format(a=a, b=b)
+        if title in used:
+            title = f"{title} {c}"  # a third word, still no number
+        if title in used:
+            continue
+        used.add(title)
+        out.append(title)
+    return out
+
+
+_ROMAN = ("", "II", "III", "IV", "V")
+
+
+def _sequel_title(rng: np.random.Generator, base: str, position: int, style: int) -> str:
+    """The title of entry `position` (>= 1) of a series whose original is `base`, in one of four styles."""
+    if style == 0:
+        return f"{base} {_ROMAN[position]}"
+    if style == 1:
+        return f"{base} {position + 1}"
+    if style == 2:
+        return f"{base}: Part {_ROMAN[position]}"
+    a, b = np.array(_TITLE_WORDS)[rng.integers(0, len(_TITLE_WORDS), 2)]
+    return f"{base}: The {a} {b}"
+
+
+def _franchises(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(franchise, position) per movie row: random rows grouped into series of 2-5 (-1 = standalone)."""
+    franchise = np.full(n, -1, dtype=np.int64)
+    position = np.full(n, -1, dtype=np.int64)
+    target = int(FRANCHISE_SHARE * n)
+    rows = rng.permutation(n)
+    at, f = 0, 0
+    while at + 2 <= target:
+        size = min(int(rng.choice(len(FRANCHISE_SIZE_P), p=FRANCHISE_SIZE_P)) + 2, target - at)
+        if size < 2:
+            break
+        members = rows[at : at + size]
+        franchise[members] = f
+        position[members] = np.arange(size)
+        at, f = at + size, f + 1
+    return franchise, position
+
+
+def _directors(rng: np.random.Generator, year: np.ndarray) -> np.ndarray:
+    """Director index per movie: consecutive runs of movies of about the same era (a career) share one."""
+    order = np.argsort(year + rng.normal(0, 3.0, size=len(year)), kind="stable")
+    sizes = rng.geometric(1.0 / DIRECTOR_MOVIES, size=len(year))
+    run_of = np.repeat(np.arange(len(sizes)), sizes)[: len(year)]
+    director = np.empty(len(year), dtype=np.int64)
+    director[order] = run_of
+    return director
 
 
 def _catalogue(rng: np.random.Generator, n: int) -> Catalogue:
@@ -78,24 +162,53 @@ def _catalogue(rng: np.random.Generator, n: int) -> Catalogue:
         genres.append([GENRES[g] for g in gs])
     # ML-1M years: mostly the 1990s, a long tail back to 1919.
     year = np.clip(2000 - np.floor(rng.exponential(9.0, size=n)), 1919, 2000).astype(np.int64)
+    # Series: sequels come out 1-5 years after the entry before, keep its genres (and often its director).
+    franchise, position = _franchises(rng, n)
+    n_franchises = int(franchise.max()) + 1
+    members = [np.flatnonzero(franchise == f) for f in range(n_franchises)]
+    members = [m[np.argsort(position[m])] for m in members]
+    for rows in members:
+        gaps = rng.integers(1, 6, size=len(rows) - 1)
+        first = min(int(year[rows[0]]), 2000 - int(gaps.sum()))
+        year[rows] = first + np.r_[0, np.cumsum(gaps)]
+        multi[rows[1:]] = multi[rows[0]]
+        for r in rows[1:]:
+            genres[r] = list(genres[rows[0]])
     decade = np.clip((year - 1910) // 10, 0, 9)
+    director = _directors(rng, year)
+    for rows in members:
+        same = rows[1:][rng.random(len(rows) - 1) < 0.6]
+        director[same] = director[rows[0]]
 
     genre_axes = _unit(rng.normal(size=(len(GENRES), DIM)))
     decade_axes = _unit(rng.normal(size=(10, DIM)))
+    director_axes = _unit(rng.normal(size=(int(director.max()) + 1, DIM)))
     g_part = _unit(multi @ genre_axes)
     latent = _unit(rng.normal(size=(n, DIM)))
     vec = _unit(
         np.sqrt(GENRE_SHARE) * g_part
         + np.sqrt(DECADE_SHARE) * decade_axes[decade]
-        + np.sqrt(1 - GENRE_SHARE - DECADE_SHARE) * latent
+        + np.sqrt(DIRECTOR_SHARE) * director_axes[director]
+        + np.sqrt(1 - GENRE_SHARE - DECADE_SHARE - DIRECTOR_SHARE) * latent
     )
     log_pop = rng.normal(0.0, POP_SIGMA, size=n) + 0.25 * (year >= 1990)
+    for rows in members:  # a sequel: most of the original's taste and a little less of its audience
+        vec[rows[1:]] = _unit(np.sqrt(FRANCHISE_KEEP) * vec[rows[0]] + np.sqrt(1 - FRANCHISE_KEEP) * vec[rows[1:]])
+        log_pop[rows[1:]] = log_pop[rows[0]] - 0.3 * np.arange(1, len(rows)) + rng.normal(0, 0.4, len(rows) - 1)
     log_pop = np.where(log_pop > HEAD, HEAD + 0.5 * (log_pop - HEAD), log_pop)  # ML-1M's head is not a spike
     quality = 0.35 * (log_pop - log_pop.mean()) / POP_SIGMA + rng.normal(0, 0.35, size=n)
-    # Movies of the data's last year come out while users are rating.
+    # Movies of the data's last year come out while users are rating (a series' entries in order).
     new = year == 2000
     release = np.where(new, T_START + rng.uniform(-0.1, 0.35, size=n) * (T_END - T_START), 0).astype(np.int64)
-    return Catalogue(genres, year, random_titles(rng, n), vec.astype(np.float32), log_pop, quality, release)
+    titles = _titles(rng, n)
+    for rows in members:
+        style = int(rng.integers(0, 4))
+        release[rows] = np.maximum.accumulate(release[rows])
+        for r in rows[1:]:
+            titles[r] = _sequel_title(rng, titles[rows[0]], int(position[r]), style)
+    return Catalogue(
+        genres, year, titles, vec.astype(np.float32), log_pop, quality, release, franchise, position, director
+    )
 
 
 def _counts(rng: np.random.Generator, n_users: int, n_ratings: int, cap: int) -> np.ndarray:
@@ -151,6 +264,14 @@ def _draw(
     context = np.zeros((n_users, DIM), dtype=np.float32)
     vec_t = cat.vec.T.copy()  # (DIM, M)
     base = cat.log_pop.astype(np.float32)
+    # Franchises: a bonus for the entries of a series the user has rated an entry of; a penalty for a
+    # sequel whose predecessor they have not rated yet (series are mostly watched in order).
+    fm = np.flatnonzero(cat.franchise >= 0)  # (Mf,) franchise movies
+    fm_franchise = cat.franchise[fm]
+    seq = np.flatnonzero(cat.position > 0)  # (Ms,) sequels
+    row_of = {(int(cat.franchise[m]), int(cat.position[m])): int(m) for m in fm}
+    prev = np.array([row_of[(int(cat.franchise[m]), int(cat.position[m]) - 1)] for m in seq], dtype=np.int64)
+    fseen = np.zeros((n_users, int(cat.franchise.max()) + 1), dtype=bool)
     t = 0
     with tqdm(total=int(counts.sum()), desc="synthetic ratings", unit="rating", disable=None, leave=False) as bar:
         while t < steps:
@@ -158,6 +279,9 @@ def _draw(
             b = min(BLOCK, steps - t)
             q = TASTE_SCALE * taste[order[:a]] + CONTEXT_SCALE * context[:a]  # (A, DIM)
             logits = base + q @ vec_t  # (A, M)
+            if len(fm):
+                logits[:, fm] += FRANCHISE_BOOST * fseen[:a][:, fm_franchise]
+                logits[:, seq] -= OUT_OF_ORDER * ~seen[:a][:, prev]
             logits[seen[:a]] = -np.inf
             logits[cat.release_ts[None, :] > ts_mat[:a, t : t + 1]] = -np.inf
             race = rng.standard_exponential(size=logits.shape, dtype=np.float32)
@@ -169,6 +293,8 @@ def _draw(
             rows = np.repeat(np.arange(a), b).reshape(a, b)
             items[rows[take], (t + np.arange(b))[None, :].repeat(a, 0)[take]] = top[take]
             seen[rows[take], top[take]] = True
+            in_series = cat.franchise[top[take]] >= 0
+            fseen[rows[take][in_series], cat.franchise[top[take][in_series]]] = True
             mean_vec = (cat.vec[top] * take[..., None]).sum(1) / np.maximum(take.sum(1, keepdims=True), 1)
             context[:a] = CONTEXT_DECAY * context[:a] + (1 - CONTEXT_DECAY) * mean_vec
             # a gap of more than an hour starts a new session: the browsing context mostly resets
@@ -187,6 +313,21 @@ def _stars(rng: np.random.Generator, affinity: np.ndarray, quality: np.ndarray, 
     score = 1.0 * affinity + quality + bias + rng.normal(0, 0.8, size=len(affinity))
     cuts = np.quantile(score, np.cumsum(STAR_P)[:-1])
     return 1 + np.searchsorted(cuts, score).astype(np.int64)
+
+
+FRANCHISE_FILE = "franchises.dat"
+
+
+def _write_franchises(out: Path, cat: Catalogue) -> int:
+    """franchises.dat beside movies.dat: `movie_id::franchise_id::position` for every movie of a series.
+
+    The movie ids are the ones movies.dat was written with (its lines are in catalogue row order)."""
+    ids = [int(line.split("::", 1)[0]) for line in (out / "movies.dat").read_bytes().decode("latin-1").splitlines()]
+    lines = "".join(
+        f"{ids[m]}::{int(cat.franchise[m]) + 1}::{int(cat.position[m])}\n" for m in np.flatnonzero(cat.franchise >= 0)
+    )
+    (out / FRANCHISE_FILE).write_text(lines, encoding="latin-1")
+    return (out / FRANCHISE_FILE).stat().st_size
 
 
 def generate(out_dir: str | Path, *, users: int, movies: int, ratings: int, seed: int) -> dict[str, Any]:
@@ -208,6 +349,7 @@ def generate(out_dir: str | Path, *, users: int, movies: int, ratings: int, seed
     stars = _stars(rng, affinity, cat.quality[m_idx], rng.normal(0, 0.4, size=users)[u_idx])
     table = RatingsTable(user=u_idx, movie=m_idx, stars=stars, ts=ts_flat)
     files = write_movielens(out_dir, rng, table, cat.title, cat.year, cat.genres, users)
+    files[FRANCHISE_FILE] = _write_franchises(Path(out_dir), cat)
     per_movie = np.bincount(m_idx, minlength=movies)
     per_user = np.bincount(u_idx, minlength=users)
     same_ts = float(np.mean(ts_flat[1:][u_idx[1:] == u_idx[:-1]] == ts_flat[:-1][u_idx[1:] == u_idx[:-1]]))
@@ -225,6 +367,9 @@ def generate(out_dir: str | Path, *, users: int, movies: int, ratings: int, seed
         "min_ratings_per_user": int(per_user.min()),
         "mean_rating": round(float(stars.mean()), 3),
         "share_equal_to_previous_timestamp": round(same_ts, 3),
+        "franchises": int(cat.franchise.max()) + 1,
+        "franchise_movies": int((cat.franchise >= 0).sum()),
+        "directors": int(len(np.unique(cat.director))),
         "files": files,
         "seconds": round(time.perf_counter() - t0, 3),
     }

@@ -244,3 +244,44 @@ def test_tight_sizes_still_produce_exact_counts(tmp_path: Path) -> None:
     frame = load_movielens(str(tmp_path)).ratings
     assert summary["ratings"] == len(frame) == 120
     assert frame.groupby("user_id").size().max() <= 12
+
+
+def test_movielens_profile_has_franchises_rated_by_the_same_people_mostly_in_order(
+    realistic: tuple[Path, dict],
+) -> None:
+    """Series: sequels later and titled after the original (derivable from titles), co-rated, mostly in order."""
+    from training_job.evaluation import franchises
+
+    out, summary = realistic
+    d = load_movielens(str(out))
+    truth = franchises.read_truth(out)
+    assert truth and summary["franchises"] >= 10 and summary["franchise_movies"] == len(truth)
+    assert 0.05 < len(truth) / len(d.movies) < 0.2
+    derived = franchises.from_titles(d.movies["movie_id"].tolist(), d.movies["title"].tolist())
+    same = {(a, b) for a in truth for b in truth if a < b and truth[a] == truth[b]}
+    assert same == {(a, b) for a in derived for b in derived if a < b and derived[a] == derived[b]}
+    position = {}
+    for line in (out / franchises.TRUTH_FILE).read_text(encoding="latin-1").splitlines():
+        m, f, p = map(int, line.split("::"))
+        position[(f, p)] = m
+    year = dict(zip(d.movies["movie_id"], d.movies["year"], strict=True))
+    raters = d.ratings.groupby("movie_id")["user_id"].apply(set).to_dict()
+    stamps = {m: dict(zip(g["user_id"], g["timestamp"], strict=True)) for m, g in d.ratings.groupby("movie_id")}
+    overlap, base, in_order, pairs = [], [], 0, 0
+    rng = np.random.default_rng(0)
+    all_ids = d.movies["movie_id"].to_numpy()
+    for (f, p), m in position.items():
+        nxt = position.get((f, p + 1))
+        if nxt is None:
+            continue
+        assert year[nxt] > year[m]  # a sequel comes out later
+        a, b = raters.get(m, set()), raters.get(nxt, set())
+        overlap.append(len(a & b) / max(1, min(len(a), len(b))))
+        other = raters.get(int(rng.choice(all_ids)), set())
+        base.append(len(a & other) / max(1, min(len(a), len(other))))
+        for u in a & b:
+            if stamps[m][u] != stamps[nxt][u]:
+                pairs += 1
+                in_order += stamps[m][u] < stamps[nxt][u]
+    assert np.mean(overlap) > 1.5 * np.mean(base), (np.mean(overlap), np.mean(base))  # the same people
+    assert in_order / pairs > 0.65  # mostly in order (sign-up bursts keep some noise)
