@@ -12,13 +12,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from shared.serving.recipe import ExactIndex
+from shared.serving.recipe import ExactIndex, Recipe
 from training_job.evaluation.baselines import (
     cosine_item_similarity,
     ease_similarity,
     item_knn_scorer,
     popularity_scorer,
 )
+from training_job.evaluation.franchises import coherence, top_k_lists
 from training_job.evaluation.scorer import QueryRule, history_weights, rank_metrics, seen_matrix, select_query
 from training_job.evaluation.served import choose_and_score, targets_for
 from training_job.model.graph import GraphData, Interactions
@@ -47,7 +48,22 @@ def genre_agreement(sim: np.ndarray, genres: torch.Tensor, k: int = 10) -> float
     return float(shared.mean())
 
 
-def evaluate_all(gd: GraphData, embeddings: np.ndarray) -> dict[str, Any]:
+def similar_lists(index: ExactIndex, recipe: Recipe, k: int = 10) -> dict[int, list[int]]:
+    """Every movie's top-k similar list as GET /movies/{id}/similar forms it: the recipe's query of the one
+    movie's vector, exact search, the movie itself excluded."""
+    out: dict[int, list[int]] = {}
+    for mid in index.ids.tolist():
+        query = recipe.query(index.vectors([mid]))
+        out[int(mid)] = [m for m, _ in index.search(query, k, banned={int(mid)})]
+    return out
+
+
+def evaluate_all(
+    gd: GraphData,
+    embeddings: np.ndarray,
+    franchise: dict[int, int] | None = None,
+    movie_genres: dict[int, frozenset[str]] | None = None,
+) -> dict[str, Any]:
     """Test metrics of PinSage AS SERVED (recipe chosen on validation) and of the baselines.
 
     PinSage runs through `served_eval` = the API's query and ranking code, so its numbers are what the API
@@ -80,8 +96,16 @@ def evaluate_all(gd: GraphData, embeddings: np.ndarray) -> dict[str, Any]:
         "pinsage": genre_agreement((emb @ emb.T).numpy(), gd.features.genres),
         "item_knn": genre_agreement(sims["item_knn"].numpy(), gd.features.genres),
     }
+    similar: dict[str, Any] = {}
+    if franchise is not None and movie_genres is not None:
+        lists = {
+            "pinsage": similar_lists(index, recipe),
+            "item_knn": top_k_lists(gd.movie_ids, sims["item_knn"].numpy()),
+        }
+        similar = {name: coherence(ls, franchise, movie_genres) for name, ls in lists.items()}
     return {
         "test": test,
+        "similar@10": similar,
         "recipe": recipe.to_dict(),
         "query_rule": {"pinsage": recipe.to_dict(), **rules},
         "multi_interest": multi_interest,
