@@ -1,8 +1,8 @@
 """The recommendation API as a FastAPI app; `handlers/api.py` wraps it for Lambda with Mangum.
 
 Middleware order (outermost first): RequestIdMiddleware (id, deadline clock, access log) -> HEAD as GET ->
-CORS (JSON refusals) -> CatchAllMiddleware (no 500s) -> FastAPI's own exception handling and body limit
-(max_body_size: 413 before a huge body is read) -> routes (store work in worker threads within the
+security headers + body limit (JSON 413 before a huge body is read) -> CORS (JSON refusals) -> CatchAllMiddleware (no 500s) -> FastAPI's own exception handling and body limit
+-> routes (store work in worker threads within the
 request deadline: offload.py).
 """
 
@@ -16,6 +16,7 @@ from handlers.api_app.middleware import (
     HeadAsGetMiddleware,
     JsonCORSMiddleware,
     RequestIdMiddleware,
+    SecurityHeadersMiddleware,
 )
 from handlers.api_app.routes import ALL
 from shared.config.settings import Settings, get_settings
@@ -34,7 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         redoc_url=None,
-        max_body_size=settings.api_max_body_bytes,  # 413 before a huge body is read (Starlette's limiter)
+        docs_url=None if settings.aws_lambda_function_name else "/docs",  # no CDN scripts in the deployed API
     )
     register_error_handlers(app)
     for router in ALL:
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expose_headers=["x-request-id"],
         max_age=600,
     )
+    app.add_middleware(SecurityHeadersMiddleware, max_body_bytes=settings.api_max_body_bytes)
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(RequestIdMiddleware, deadline_seconds=settings.api_request_timeout)
     return app

@@ -122,11 +122,15 @@ def _methods_for(request: Request) -> list[str]:
     """Every method some route serves at this path (the Allow header of a 405)."""
     from starlette.routing import Match
 
-    methods: set[str] = set()
-    for route in request.app.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
-        if match != Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
+    # Ask each route whether it fully matches the path with each method: FastAPI wraps included routers
+    # (no `methods` attribute to read), but their `matches` answers per method.
+    methods = {
+        m
+        for m in ("GET", "POST", "PUT", "PATCH", "DELETE")
+        if any(route.matches({**request.scope, "method": m})[0] == Match.FULL for route in request.app.routes)
+    }
+    if "GET" in methods:
+        methods.add("HEAD")  # HeadAsGetMiddleware serves HEAD on every GET route
     return sorted(methods)
 
 

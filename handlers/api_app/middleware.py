@@ -1,5 +1,6 @@
 """Pure-ASGI middleware: request ids, deadline + access log (outermost), HEAD, CORS with JSON refusals,
-and the catch-all error guard (innermost). The body-size limit is FastAPI's own `max_body_size`.
+and the catch-all error guard (innermost). The body-size limit is SecurityHeadersMiddleware's (JSON 413 with
+or without a Content-Length).
 
 Why pure ASGI rather than `@app.middleware("http")`: BaseHTTPMiddleware adds a task and a memory stream per
 request, which shows in p50 latency on a 128-MB Lambda. Why a catch-all *middleware* and not an
@@ -128,6 +129,78 @@ class JsonCORSMiddleware(CORSMiddleware):
             if key.lower() not in ("content-type", "content-length"):
                 json_response.headers[key] = value
         return json_response
+
+
+# The page loads only its own script and stylesheet (no inline code); posters may come from any https host.
+PAGE_CSP = (
+    "default-src 'self'; img-src 'self' https: data:; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
+)
+# /docs (not served inside Lambda): Swagger UI's assets from jsDelivr and its inline start-up script.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' https: data:; frame-ancestors 'none'; object-src 'none'"
+)
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+}
+
+
+class SecurityHeadersMiddleware:
+    """Security headers on every answer (page and API), and the body limit for a *declared* length: a
+    Content-Length over the limit (API Gateway always sends one) is the API's JSON 413 with the request
+    id before anything is read. (FastAPI's own limiter answers that case in plain text; it still guards
+    bodies sent without a length.)"""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        csp = DOCS_CSP if str(scope.get("path", "")).startswith("/docs") else PAGE_CSP
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for key, value in SECURITY_HEADERS.items():
+                    headers.setdefault(key, value)
+                headers.setdefault("content-security-policy", csp)
+            await send(message)
+
+        declared = Headers(scope=scope).get("content-length")
+        too_big = declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes
+        body = bytearray()
+        more = scope.get("method") not in ("GET", "HEAD", "DELETE", "OPTIONS") and not too_big
+        while more:  # read (at most limit + one message) before the app runs, then replay it
+            message = await receive()
+            if message["type"] != "http.request":
+                more = False
+                break
+            body += message.get("body", b"")
+            more = bool(message.get("more_body", False))
+            too_big = len(body) > self.max_body_bytes
+            if too_big:
+                break
+        if too_big:
+            response = error_response(413, f"The request body is larger than {self.max_body_bytes} bytes; send fewer ids.")
+            response.headers["connection"] = "close"
+            await response(scope, receive, send_with_headers)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send_with_headers)
 
 
 class CatchAllMiddleware:

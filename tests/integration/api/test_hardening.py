@@ -136,3 +136,58 @@ def test_invalid_base64_event_is_a_json_422_not_a_lambda_error(body: str) -> Non
     valid = http_api_event("POST", "/recommendations", body={"liked": [1], "k": 0}, base64_body=True)
     assert base64.b64decode(valid["body"], validate=True)
     assert invoke(handlers.api.handler, valid)[0] == 422  # valid base64 still reaches the app (k=0 invalid)
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "no-length"])
+def test_oversized_body_is_a_json_413_with_the_request_id_in_process(call: Any, declared: bool) -> None:
+    """Issue 20: API Gateway sends a Content-Length; Starlette's limiter answered that case in plain text."""
+    from fastapi.testclient import TestClient
+
+    big = '{"liked": [' + ",".join(["1"] * 40_000) + "]}"
+    headers = {"content-length": str(len(big))} if declared else {}
+    code, out_headers, body = call("POST", "/recommendations", body=big, headers=headers, request_id="big-2")
+    assert code == 413 and out_headers["content-type"] == "application/json"
+    assert body == {"detail": "The request body is larger than 65536 bytes; send fewer ids.", "request_id": "big-2"}
+    client = TestClient(create_app(), raise_server_exceptions=False)
+    content: Any = big if declared else iter([big.encode()])  # an iterator is sent chunked, without a length
+    res = client.post("/recommendations", content=content, headers={"content-type": "application/json"})
+    assert res.status_code == 413 and res.json()["request_id"] == res.headers["x-request-id"]
+
+
+def test_oversized_body_is_a_json_413_through_uvicorn(live: LiveRun) -> None:
+    big = ('{"liked": [' + ",".join(["1"] * 40_000) + "]}").encode()
+    with uvicorn_in_thread(create_app()) as base:
+        declared = httpx.post(f"{base}/recommendations", content=big, headers={"content-type": "application/json"}, timeout=10)
+        chunked = httpx.post(f"{base}/recommendations", content=iter([big[:30000], big[30000:]]), timeout=10)
+    for res in (declared, chunked):
+        assert res.status_code == 413 and res.headers["content-type"] == "application/json"
+        assert res.json()["request_id"] == res.headers["x-request-id"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [("PUT", "/users/me", "DELETE, GET, HEAD"), ("DELETE", "/movies/1", "GET, HEAD"), ("GET", "/recommendations", "POST")],
+)
+def test_405_is_json_and_names_every_allowed_method(call: Any, method: str, path: str, allow: str) -> None:
+    code, headers, body = call(method, path, request_id="m-1")
+    assert (code, headers["allow"], body["request_id"]) == (405, allow, "m-1")
+
+
+def test_security_headers_on_the_page_and_the_api(live: LiveRun, call: Any) -> None:
+    for path in ("/", "/web/app.js", "/health", "/movies/1", "/nothing-here"):
+        _, headers, _ = call("GET", path)
+        assert headers["x-content-type-options"] == "nosniff", path
+        assert headers["referrer-policy"] == "no-referrer"
+        csp = headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp
+
+
+def test_docs_are_not_served_inside_lambda(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.testclient import TestClient
+
+    from shared.config.settings import clear_settings_cache
+
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "graphrec-api")
+    clear_settings_cache()
+    res = TestClient(create_app(), raise_server_exceptions=False).get("/docs")
+    assert res.status_code == 404 and res.headers["content-type"] == "application/json"
