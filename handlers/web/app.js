@@ -524,7 +524,7 @@ function renderAccount() {
     const name = me.name || "signed in";
     $("who-name").textContent = name;
     $("who-avatar").textContent = initials(name).slice(0, 1);
-    $("who-id").textContent = String(me.user_id);
+    $("who-id").textContent = me.user_id == null ? "new" : String(me.user_id);  // no id before the first like
     $("who-claimed").textContent = me.claimed ? " \u00b7 MovieLens history" : "";
   }
   $("anon-note").textContent = state.auth ? "Signed out: likes stay in this tab." : "Likes stay in this tab.";
