@@ -144,6 +144,7 @@ def bench_profile(args: argparse.Namespace, extra: list[str], profile: str) -> d
         "recipe": metrics["recipe"],
         "query_rule": metrics["query_rule"],
         "similar_genre_agreement@10": metrics["similar_genre_agreement@10"],
+        "similar@10": metrics.get("similar@10", {}),
         "run_uri": run_uri,
     }
     return figures
@@ -159,6 +160,12 @@ def print_summary(results: dict[str, dict[str, Any]]) -> None:
             print(f"{profile:<12}{label:<22}{m['hr@10']:>8.4f}{m['ndcg@10']:>9.4f}{m['coverage']:>10.3f}")
         ga = f["similar_genre_agreement@10"]
         print(f"{profile:<12}similar-list genre agreement: pinsage {ga['pinsage']:.3f}, item-kNN {ga['item_knn']:.3f}; recipe {f['recipe']}")
+        for name, sm in f.get("similar@10", {}).items():
+            if isinstance(sm, dict):  # franchise coherence of the similar lists as served (issue 17)
+                print(
+                    f"{profile:<12}similar@10 {name:<10} franchise coherence {sm['franchise_coherence@10']:.3f}"
+                    f" ({sm['franchise_movies']} series movies), genre agreement {sm['genre_agreement@10']:.3f}"
+                )
 
 
 def print_figures(f: dict[str, Any]) -> None:
