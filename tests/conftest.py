@@ -1,9 +1,11 @@
 """Fixtures shared by every test area: a private MariaDB database, moto's S3 server, Milvus.
 
 Real services, not mocks: MariaDB on 127.0.0.1:3306 (scripts/ensure_mariadb.sh starts/installs it),
-moto in server mode over real HTTP, Milvus Lite in-process (a file) and a Milvus server over the network
-(`milvus-lite server` in its own process on a free loopback port, or a real Milvus standalone named by
-TEST_MILVUS_SERVER_URI where one exists). The loader and API suites run against both (`milvus_backend`).
+moto in server mode over real HTTP, and three Milvus backends (`milvus_backend`, TEST_MILVUS_BACKENDS picks):
+"lite" (Milvus Lite in-process, a file), "server" (`milvus-lite server` in its own process on a free loopback
+port, or the Milvus named by TEST_MILVUS_SERVER_URI) and "standalone" (the real Milvus 2.3.5 standalone
+server from the `milvus` package, its own process on free loopback ports, or TEST_MILVUS_STANDALONE_URI).
+The loader and API suites run against all three.
 """
 
 from __future__ import annotations
@@ -19,15 +21,23 @@ from pathlib import Path
 import pytest
 
 from shared.config.settings import ENV_PREFIX, clear_settings_cache, renamed_variables
-from tests.helpers.servers import free_port, milvus_answers, milvus_lite_server  # noqa: F401 - free_port: old path
+from tests.helpers.servers import (  # noqa: F401 - free_port: old path
+    free_port,
+    milvus_answers,
+    milvus_lite_server,
+    milvus_standalone,
+)
 from tests.tls_mariadb import tls_database, tls_mariadb  # noqa: F401 - fixtures: one TLS MariaDB per session
 
 MYSQL_HOST = os.environ.get("TEST_MYSQL_HOST", "127.0.0.1")
 MYSQL_PORT = int(os.environ.get("TEST_MYSQL_PORT", "3306"))
 MYSQL_USER = os.environ.get("TEST_MYSQL_USER", "root")
 MYSQL_PASSWORD = os.environ.get("TEST_MYSQL_PASSWORD", "")
-# Which Milvus the loader/API suites run against: "lite" (a file, in-process) and "server" (network).
-MILVUS_BACKENDS = tuple(b for b in os.environ.get("TEST_MILVUS_BACKENDS", "lite,server").split(",") if b)
+# Which Milvus the loader/API suites run against: "lite" (a file, in-process), "server" (milvus-lite's
+# server, network) and "standalone" (the real Milvus 2.3.5 server, network).
+MILVUS_BACKENDS = tuple(
+    b for b in os.environ.get("TEST_MILVUS_BACKENDS", "lite,server").split(",") if b
+)
 
 
 @pytest.fixture(autouse=True)
@@ -149,6 +159,31 @@ def milvus_server() -> Iterator[str]:
         shutil.rmtree(data, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def milvus_standalone_server() -> Iterator[str]:
+    """The real Milvus standalone server (2.3.5, pip package `milvus`, dev extra): http://127.0.0.1:<port>.
+
+    TEST_MILVUS_STANDALONE_URI (e.g. a newer Milvus in a container) wins; otherwise one server per test session
+    is started on free loopback ports (every port, etcd's included, so sessions run side by side) and stopped
+    at the end. Its first start decompresses the binaries into ~/.cache/graphrec/ (once per version).
+    """
+    given = os.environ.get("TEST_MILVUS_STANDALONE_URI")
+    if given:
+        if not milvus_answers(given):
+            pytest.fail(f"TEST_MILVUS_STANDALONE_URI={given} does not answer")
+        yield given.rstrip("/")
+        return
+    data = Path(tempfile.mkdtemp(prefix="graphrec-milvus-standalone-"))  # not under basetemp (see above)
+    try:
+        with milvus_standalone(data) as uri:
+            yield uri
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+SERVER_FIXTURES = {"server": "milvus_server", "standalone": "milvus_standalone_server"}
+
+
 @contextlib.contextmanager
 def milvus_database(server_uri: str) -> Iterator[str]:
     """A fresh Milvus database on the server for one test or module: yields `server_uri/<db>`, which
@@ -179,8 +214,8 @@ def milvus_backend_uri(request: pytest.FixtureRequest, backend: str, tmp_path: P
     """GRAPHREC_MILVUS_URI for one backend: a Lite file under tmp_path, or a fresh database on the server."""
     if backend == "lite":
         yield str(tmp_path / "milvus.db")
-    elif backend == "server":
-        server = request.getfixturevalue("milvus_server")
+    elif backend in SERVER_FIXTURES:
+        server = request.getfixturevalue(SERVER_FIXTURES[backend])
         with milvus_database(server) as uri:
             yield uri
     else:

@@ -117,10 +117,18 @@ def load_vectors(
     return t_setup, time.perf_counter() - t0 - t_setup
 
 
-def verify_counts(v: ValidatedRun, meta: MetadataStore, vectors: VectorStore) -> dict[str, int]:
+def verify_counts(
+    v: ValidatedRun, meta: MetadataStore, vectors: VectorStore, settings: Settings
+) -> dict[str, int]:
+    """Both stores hold exactly the run's rows. The vector count is what a search sees at the serving
+    consistency once the index is built and loaded (VectorStore.wait_searchable): "live" means every movie
+    is findable from the first request after the switch, not merely stored."""
     run_id = v.manifest.run_id
+    wait = settings.milvus_searchable_timeout
     got = {
-        "embeddings": RETRY.call("count_vectors", lambda: vectors.count(run_id)),
+        "embeddings": RETRY.call(
+            "count_vectors", lambda: vectors.wait_searchable(run_id, v.n_embeddings, timeout=wait)
+        ),
         "movies": RETRY.call("count_movies", lambda: meta.count_movies(run_id)),
         "users": RETRY.call("count_users", lambda: meta.count_users(run_id)),
     }

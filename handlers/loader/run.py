@@ -144,7 +144,7 @@ def _load_locked(
                 milvus_insert=round(t_insert, 3),
                 milvus=round(t_setup + t_insert, 3),
             )
-        res.counts = verify_counts(v, meta, vectors)
+        res.counts = verify_counts(v, meta, vectors, settings)
         metrics = dict(v.manifest.metrics)
         metrics["recipe"] = v.manifest.recipe  # the API forms queries with it (shared/serving/recipe.py)
         metrics["load"] = {

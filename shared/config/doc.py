@@ -44,6 +44,7 @@ READ_BY: dict[str, str] = {
     "loader_retry_base_seconds": "loader",
     "milvus_bulk_staging_uri": "loader",
     "milvus_bulk_min_rows": "loader",
+    "milvus_searchable_timeout": "loader",
     "cors_origins": "API",
     "live_run_cache_seconds": "API",
     "live_run_stale_seconds": "API",

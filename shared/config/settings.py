@@ -144,6 +144,11 @@ class Settings(LogSettings):
     milvus_bulk_min_rows: int = Field(
         default=200_000, description="Minimum vectors in a run before bulk import is used."
     )
+    milvus_searchable_timeout: float = Field(
+        default=300.0, gt=0, description="How long the loader waits, after flushing a run's vectors, for a Milvus server to "
+        "have them indexed, loaded and visible to a search at the collection's (Bounded) consistency before the run may "
+        "go live; a run not fully searchable by then fails with a count mismatch.",
+    )
 
     # --- API ------------------------------------------------------------------------------
     cors_origins: str = Field(

@@ -1,6 +1,7 @@
 """Processes the tests (and the benches) start and wait for: a free loopback port, waiting until a server
-answers (or its process dies, or time runs out), stopping a process, and `milvus-lite server` (a separate
-process speaking a Milvus server's gRPC protocol)."""
+answers (or its process dies, or time runs out), stopping a process, `milvus-lite server` (a separate
+process speaking a Milvus server's gRPC protocol) and the real Milvus standalone server (2.3.5, pip package
+`milvus`)."""
 
 from __future__ import annotations
 
@@ -112,3 +113,83 @@ def milvus_lite_server(data_dir: Path) -> Iterator[str]:
         yield uri
     finally:
         stop(proc)
+
+
+# ------------------------------------------------------------------------- Milvus standalone (milvus 2.3.5)
+def _milvus_binaries() -> Path:
+    """The `milvus` package's server binaries, decompressed once per version into a cache folder shared by
+    every test session and bench (≈380 MB; a file lock keeps two sessions from writing it at once)."""
+    import fcntl
+
+    import milvus  # the embedded Milvus standalone (dev extra)
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "graphrec" / f"milvus-{milvus.__version__}"
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        milvus._initialize_data_files(str(cache))  # skips files whose checksum is unchanged
+    return cache / "bin"
+
+
+def start_milvus_standalone(data_dir: Path, timeout: float = 180.0) -> tuple[subprocess.Popen[bytes], str]:
+    """The real Milvus standalone server (pip package `milvus`: Milvus 2.3.5 with embedded etcd, local
+    storage and rocksmq) on free loopback ports, data and logs under `data_dir`; returns (process,
+    http://127.0.0.1:<port>) once it answers. The caller stops it (stop()).
+
+    Every port is chosen here, so sessions run side by side: the package's own launcher lets the
+    coordinators' ports be set, but its embedded etcd would still listen on 2379/2380; an etcd config file
+    (ETCD_CONFIG_PATH, read by Milvus' embedded etcd) moves those too. METRICS_PORT is the health/metrics
+    port (9091 by default)."""
+    from milvus import MilvusServerConfig
+
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    bin_dir = _milvus_binaries()
+    config = MilvusServerConfig()
+    ports = {key: free_port() for key in config.configurable_items if key.endswith("_port")}
+    config.update(data_dir=str(data_dir), **ports)
+    config.resolve()  # writes data_dir/configs/milvus.yaml
+    etcd_client, etcd_peer = ports["etcd_port"], free_port()
+    etcd_yaml = data_dir / "configs" / "embed-etcd.yaml"
+    etcd_yaml.write_text(
+        "name: default\n"
+        f"listen-client-urls: http://127.0.0.1:{etcd_client}\nadvertise-client-urls: http://127.0.0.1:{etcd_client}\n"
+        f"listen-peer-urls: http://127.0.0.1:{etcd_peer}\ninitial-advertise-peer-urls: http://127.0.0.1:{etcd_peer}\n"
+        f"initial-cluster: default=http://127.0.0.1:{etcd_peer}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MILVUS_URI"}
+    env.update(
+        DEPLOY_MODE="STANDALONE",
+        METRICS_PORT=str(free_port()),
+        MILVUS_RUN_DIR=str(data_dir / "run"),
+        ETCD_CONFIG_PATH=str(etcd_yaml),
+        LD_LIBRARY_PATH=":".join(p for p in (str(bin_dir), os.environ.get("LD_LIBRARY_PATH", "")) if p),
+    )
+    log_path = data_dir / "logs" / "server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [str(bin_dir / "milvus"), "run", "standalone"], cwd=data_dir, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    uri = f"http://127.0.0.1:{ports['proxy_port']}"
+    try:
+        wait_until(
+            lambda: milvus_answers(uri),
+            alive=lambda: proc.poll() is None,
+            what="milvus standalone",
+            timeout=timeout,
+            log=log_path,
+        )
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, uri
+
+
+@contextmanager
+def milvus_standalone(data_dir: Path) -> Iterator[str]:
+    """start_milvus_standalone() for the duration of a `with` block; yields its URI."""
+    proc, uri = start_milvus_standalone(data_dir)
+    try:
+        yield uri
+    finally:
+        stop(proc, timeout=30)

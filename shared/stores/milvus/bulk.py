@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from shared.contract.artifacts import collection_name
 from shared.errors import BulkImportError, StoreUnavailable
-from shared.stores.milvus.schema import GENRES, PK, VECTOR, YEAR
+from shared.stores.milvus.schema import GENRES, PK, VECTOR, YEAR, stored_year
 
 
 class ImportTarget(Protocol):
@@ -39,7 +39,7 @@ def bulk_file_table(ids: Any, vectors: Any, genres: Sequence[list[str]], years: 
             PK: pa.array(np.asarray(ids, dtype=np.int64)),
             VECTOR: pa.ListArray.from_arrays(offsets, pa.array(vecs.reshape(-1), type=pa.float32())),
             GENRES: pa.array([list(g or []) for g in genres], type=pa.list_(pa.string())),
-            YEAR: pa.array([None if y is None else int(y) for y in years], type=pa.int32()),
+            YEAR: pa.array([stored_year(y) for y in years], type=pa.int32()),
         }
     )
 

@@ -25,10 +25,16 @@ YEAR = "year"
 MAX_GENRES = 32
 MAX_GENRE_LEN = 128
 MAX_TOPK = 16384
+# Milvus before 2.5 has no nullable fields (2.3.5 ignores `nullable` and then refuses a None: "the num_rows
+# (1681) of field (year) is not equal to passed num_rows (1682)"), so an unknown year is stored as this
+# sentinel on every backend (one layout everywhere) and read back as None; no movie is from year 0.
+# No genres is an empty array, which every supported server stores as it is.
+YEAR_UNKNOWN = 0
 
 
 def schema(dim: int) -> Any:
-    """movie_id (primary key), the L2-normalised embedding, genres (for ANY-of filters) and year."""
+    """movie_id (primary key), the L2-normalised embedding, genres (for ANY-of filters) and year
+    (YEAR_UNKNOWN when the movie has none). No nullable fields: Milvus 2.3/2.4 servers have none."""
     import_pymilvus()
     from pymilvus import DataType, MilvusClient
 
@@ -42,7 +48,7 @@ def schema(dim: int) -> Any:
         max_capacity=MAX_GENRES,
         max_length=MAX_GENRE_LEN,
     )
-    s.add_field(YEAR, DataType.INT32, nullable=True)
+    s.add_field(YEAR, DataType.INT32)
     return s
 
 
@@ -93,8 +99,22 @@ def prepare_rows(
         gl = [str(g) for g in (gs or [])]
         if len(gl) > MAX_GENRES or any(len(g) > MAX_GENRE_LEN for g in gl):
             raise ValueError(f"movie {mid}: at most {MAX_GENRES} genres of <= {MAX_GENRE_LEN} chars")
-        rows.append({PK: mid, VECTOR: vec, GENRES: gl, YEAR: None if year is None else int(year)})
+        rows.append({PK: mid, VECTOR: vec, GENRES: gl, YEAR: stored_year(year)})
     return PreparedRows(ids, rows)
+
+
+def stored_year(year: int | None) -> int:
+    """A movie's year as the collection stores it: YEAR_UNKNOWN for None (see YEAR_UNKNOWN)."""
+    if year is None:
+        return YEAR_UNKNOWN
+    if int(year) == YEAR_UNKNOWN:
+        raise ValueError(f"year {YEAR_UNKNOWN} is the 'unknown year' sentinel; pass None for a movie without a year")
+    return int(year)
+
+
+def year_of_stored(value: int | None) -> int | None:
+    """stored_year() undone: None for the sentinel (and for a null from a collection made before it)."""
+    return None if value is None or int(value) == YEAR_UNKNOWN else int(value)
 
 
 def _literal(values: Sequence[Any]) -> str:
@@ -102,10 +122,24 @@ def _literal(values: Sequence[Any]) -> str:
     return json.dumps(list(values), ensure_ascii=False)
 
 
-def build_filter(exclude_ids: Sequence[int] = (), genres: Sequence[str] | None = None) -> str:
-    """Milvus boolean expression: not in excluded ids AND (any-of the genres). Values are coerced (ints) or
-    JSON-escaped (strings), so user input cannot change the expression's structure."""
+def build_filter(
+    exclude_ids: Sequence[int] = (),
+    genres: Sequence[str] | None = None,
+    *,
+    year_min: int | None = None,
+    year_max: int | None = None,
+) -> str:
+    """Milvus boolean expression: not in excluded ids AND (any-of the genres) AND year in [year_min,
+    year_max]. Values are coerced (ints) or JSON-escaped (strings), so user input cannot change the
+    expression's structure. A movie without genres (empty array) matches no genre filter; a movie without a
+    year (YEAR_UNKNOWN) matches no year bound, however low."""
     parts = []
+    if year_min is not None or year_max is not None:
+        parts.append(f"{YEAR} != {YEAR_UNKNOWN}")
+        if year_min is not None:
+            parts.append(f"{YEAR} >= {int(year_min)}")
+        if year_max is not None:
+            parts.append(f"{YEAR} <= {int(year_max)}")
     if exclude_ids:
         parts.append(f"{PK} not in {_literal(sorted({int(i) for i in exclude_ids}))}")
     if genres:

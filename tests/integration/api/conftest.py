@@ -31,7 +31,7 @@ from tests.helpers.live import LiveRun, http_api_event, invoke, live_in_stores
 
 @pytest.fixture(scope="module", params=MILVUS_BACKENDS)
 def milvus_backend(request: pytest.FixtureRequest) -> str:
-    """Which Milvus the module's tests run against: "lite" or "server"."""
+    """Which Milvus the module's tests run against: "lite", "server" or "standalone"."""
     return str(request.param)
 
 

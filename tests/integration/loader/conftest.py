@@ -21,7 +21,7 @@ from tests.helpers.live import migrated
 def milvus_backend(
     request: pytest.FixtureRequest, _isolated_settings: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[str]:
-    """Which Milvus this test runs against ("lite" or "server"); sets GRAPHREC_MILVUS_URI accordingly."""
+    """Which Milvus this test runs against ("lite", "server" or "standalone"); sets GRAPHREC_MILVUS_URI accordingly."""
     for uri in milvus_backend_uri(request, request.param, tmp_path):
         monkeypatch.setenv("GRAPHREC_MILVUS_URI", uri)
         clear_settings_cache()
