@@ -109,14 +109,20 @@ class Resolver:
                 sep, text = arg
                 return str(self.resolve(text)).split(sep)
             if fn == "Fn::GetAtt":
-                target = arg if isinstance(arg, str) else ".".join(arg)
-                return f"<{target}>"
+                return self.get_att(arg if isinstance(arg, str) else ".".join(arg))
+            if fn == "Fn::Select":
+                index, items = arg
+                return self.resolve(items)[int(self.resolve(index))]
         out = {}
         for k, v in value.items():
             r = self.resolve(v)
             if r is not _NO_VALUE:
                 out[k] = r
         return out
+
+    def get_att(self, target: str) -> Any:
+        """Value of `!GetAtt Resource.Attribute` (a placeholder here; subclasses make it an ARN)."""
+        return f"<{target}>"
 
     def _sub(self, arg: Any) -> str:
         text, local = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
@@ -126,7 +132,7 @@ class Resolver:
             if name in local:
                 return str(local[name])
             if "." in name and name.split(".")[0] in self.template.get("Resources", {}):
-                return f"<{name}>"
+                return str(self.get_att(name))
             return str(self.ref(name))
 
         return re.sub(r"\$\{([^}!]+)\}", repl, text)

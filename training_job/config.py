@@ -55,6 +55,7 @@ class TrainConfig:
     title_buckets: int = 4096
     no_id_embedding: bool = False
     progress: bool = True
+    workers: int = 1  # data-parallel processes on this machine (training_job/model/distributed.py)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -105,6 +106,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sa.add_argument("--termination-prob", type=float, default=d.termination_prob, help="probability a walk stops after each hop (default: %(default)s)")
     sa.add_argument("--refresh-every", type=int, default=d.refresh_every, help="re-sample the neighbourhoods every N batches (default: %(default)s)")
     sa.add_argument("--infer-random-walks", type=int, default=d.infer_random_walks, help="walks per item for the inference neighbourhoods (default: %(default)s)")
+    dp = p.add_argument_group("data-parallel training (torch.distributed)")
+    dp.add_argument("--workers", type=int, default=d.workers, help="train one model with N DistributedDataParallel processes on this machine (gloo on CPU, NCCL on GPU; relaunches itself with torchrun); --batch-size is the global batch, split across them; rank 0 evaluates and writes the run. Under torchrun or an AWS Batch multi-node job this is ignored: the launcher decides (default: %(default)s)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="disable tqdm progress bars")
 
 

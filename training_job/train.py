@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -35,7 +37,9 @@ import torch
 from shared.config.log import get_logger
 from training_job.config import TrainConfig, add_arguments, config_from_args
 from training_job.data.report import MovieLensData
+from training_job.evaluation.franchises import franchises_for
 from training_job.evaluation.report import concat, evaluate_all
+from training_job.model import distributed
 from training_job.model.fit import CURVE_QUERIES, FitResult, fit, refit
 from training_job.model.graph import GraphData, build
 
@@ -77,7 +81,14 @@ def train_on(data: MovieLensData, cfg: TrainConfig) -> tuple[GraphData, FitResul
     logger.info("graph built", extra=gd.stats)
     fr = fit(gd, cfg)
     t1 = time.perf_counter()
-    ev = evaluate_all(gd, fr.embeddings)
+    franchise, franchise_source = franchises_for(
+        data.source, data.movies["movie_id"].tolist(), data.movies["title"].tolist()
+    )
+    movie_genres = {int(m): frozenset(g) for m, g in zip(data.movies["movie_id"], data.movies["genres"], strict=True)}
+    ev: dict[str, Any] = {}
+    if distributed.current().is_main:  # rank 0 alone evaluates (the other ranks' embeddings are empty)
+        ev = evaluate_all(gd, fr.embeddings, franchise, movie_genres)
+        ev["similar@10"] = {**ev["similar@10"], "franchises_from": franchise_source}
     eval_s = time.perf_counter() - t1
     refit_info: dict[str, Any] = {"epochs": 0, "note": "published embeddings = the validated model"}
     if cfg.refit_epochs > 0:
@@ -97,7 +108,8 @@ def train_on(data: MovieLensData, cfg: TrainConfig) -> tuple[GraphData, FitResul
         "refit": refit_info,
         "timings": {"graph_s": graph_s, **fr.timings, "evaluation_s": eval_s},
     }
-    logger.info("test metrics", extra={k: v["hr@10"] for k, v in ev["test"].items()})
+    if ev:  # rank 0 (the only rank that evaluates)
+        logger.info("test metrics", extra={k: v["hr@10"] for k, v in ev["test"].items()})
     return gd, fr, metrics
 
 
@@ -115,14 +127,43 @@ def run(cfg: TrainConfig) -> str:
     load_s = time.perf_counter() - t0
     gd, fr, metrics = train_on(data, cfg)
     metrics["timings"]["load_s"] = load_s
+    dist = distributed.current()
+    if not dist.is_main:  # rank 0 writes the run; the others are done once training is
+        return ""
+    metrics["training"]["world_size"] = dist.world_size
     t1 = time.perf_counter()
     run_uri = write_run(cfg, data, gd, fr, metrics)
     logger.info("run written", extra={"run_uri": run_uri, "write_s": time.perf_counter() - t1})
     return run_uri
 
 
+def relaunch_argv(argv: list[str]) -> list[str]:
+    """`argv` (the `train ...` command line) without --workers: what every torchrun rank runs."""
+    out: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--workers":
+            skip = True
+        elif not a.startswith("--workers="):
+            out.append(a)
+    return out
+
+
 def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    run_uri = run(cfg)
-    print(run_uri)
+    if not distributed.under_launcher():
+        gpus = torch.cuda.device_count() if resolve_device(cfg.device) == "cuda" else 0
+        rdzv = distributed.batch_rendezvous(os.environ, gpus)
+        if rdzv is not None or cfg.workers > 1:  # start the ranks (this process only waits for them)
+            cmd = distributed.launch_command(relaunch_argv(sys.argv[1:]), cfg.workers, rdzv)
+            logger.info("launching data-parallel training", extra={"command": cmd, "workers": cfg.workers})
+            return subprocess.run(cmd, check=False).returncode
+    dist = distributed.init_from_env(resolve_device(cfg.device))
+    cfg.device = dist.device(resolve_device(cfg.device))
+    run_uri = run(cfg)  # on an error torchrun stops the other ranks
+    distributed.shutdown()
+    if dist.is_main:
+        print(run_uri)
     return 0

@@ -118,6 +118,14 @@ def attempt_timeout_seconds(params: dict[str, str]) -> int:
 
 
 # ------------------------------------------------------------------------------------------ core
+def job_definition_name(value: str) -> str:
+    """The job definition's NAME from GRAPHREC_TRAINING_JOB_DEFINITION given as a name, name:revision or
+    ARN. Jobs are submitted by name, so Batch uses the latest ACTIVE revision: a stack update registers a
+    new revision and deregisters the old one, and a pinned revision would then be refused."""
+    name = value.rsplit("job-definition/", 1)[-1] if value.startswith("arn:") else value
+    return name.split(":", 1)[0]
+
+
 def job_name_for(key: str) -> str:
     """Deterministic Batch job name for an idempotency key (Batch allows 128 chars [A-Za-z0-9_-])."""
     return f"{JOB_NAME_PREFIX}-{hashlib.sha256(key.encode()).hexdigest()[:24]}"
@@ -168,7 +176,7 @@ def _submit_job(key: str, trigger: str, params: dict[str, str]) -> dict[str, Any
         resp = batch_client().submit_job(
             jobName=name,
             jobQueue=s.training_job_queue,
-            jobDefinition=s.training_job_definition,
+            jobDefinition=job_definition_name(s.training_job_definition),
             parameters=params,
             timeout={"attemptDurationSeconds": attempt_timeout_seconds(params)},
             containerOverrides={
@@ -189,7 +197,7 @@ def _submit_job(key: str, trigger: str, params: dict[str, str]) -> dict[str, Any
         "job_id": job_id,
         "job_name": name,
         "job_queue": s.training_job_queue,
-        "job_definition": s.training_job_definition,
+        "job_definition": job_definition_name(s.training_job_definition),
         "parameters": params,
         "trigger": trigger,
         "newly_submitted": submitted,

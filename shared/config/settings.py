@@ -221,7 +221,29 @@ class Settings(LogSettings):
         "jobs on it.",
     )
     training_job_definition: str = Field(
-        default="graphrec-train", description="Batch job definition (name, name:revision or ARN)."
+        default="graphrec-train",
+        description="Batch job definition. Jobs are submitted by its name (the latest active revision), also when "
+        "this is a name:revision or an ARN: a stack update deregisters old revisions.",
+    )
+    batch_job_queue: str = Field(
+        default="graphrec-cpu",
+        description="Batch job queue (name or ARN) batch-recommend array jobs and their commit job are submitted to.",
+    )
+    batch_job_definition: str = Field(
+        default="graphrec-batch-recommend",
+        description="CPU job definition of `python -m training_job batch-recommend` / `batch-commit`.",
+    )
+    batch_shards: int = Field(
+        default=4, ge=1, le=10000, description="Array size of a batch-recommend job (users split into this many shards)."
+    )
+    batch_k: int = Field(default=20, ge=1, le=100, description="Movies per user / per movie a batch-recommend run writes.")
+    batch_output_uri: str = Field(
+        default="",
+        description="Where batch-recommend writes `batch/<run_id>/` (s3://bucket/prefix); empty = GRAPHREC_ARTIFACT_URI.",
+    )
+    batch_glue_database: str = Field(
+        default="",
+        description="Glue Data Catalog database the batch-recommend tables are registered in; empty = not registered.",
     )
     training_default_epochs: int = Field(
         default=1000,

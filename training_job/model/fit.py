@@ -7,6 +7,7 @@ the fast vectorised scorer (the learning curve); `refit` continues the chosen mo
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from training_job.evaluation.scorer import (
     rank_metrics,
     seen_matrix,
 )
+from training_job.model import distributed
 from training_job.model.graph import GraphData, Interactions, build_graph
 from training_job.model.inference import layerwise_embeddings
 from training_job.model.pinsage import MaxMarginLoss, PinSage, l2_normalise
@@ -49,6 +51,7 @@ class FitResult:
     pairs_per_second: float = 0.0
     stopped_by_time: bool = False
     optimizer: torch.optim.Optimizer | None = None
+    trainer: torch.nn.Module | None = None  # `model`, wrapped in DistributedDataParallel when world size > 1
     published: np.ndarray | None = None  # refit embeddings when --refit-epochs > 0, else None
 
 
@@ -147,22 +150,38 @@ class EpochRunner:
             self.step += 1
             if self.cfg.progress:
                 bar.set_postfix(loss=f"{losses[-1]:.4f}")
-            if time.monotonic() > deadline:
+            if distributed.current().any(time.monotonic() > deadline):  # every rank stops at the same step
                 return losses, True
         return losses, False
 
 
+def rank_config(cfg: TrainConfig) -> TrainConfig:
+    """This rank's view of `cfg`: its share of the global batch and its own seed stream (same cfg at world size 1)."""
+    d = distributed.current()
+    if not d.enabled:
+        return cfg
+    return dataclasses.replace(cfg, batch_size=d.local_batch(cfg.batch_size), seed=d.seed(cfg.seed))
+
+
 def fit(gd: GraphData, cfg: TrainConfig) -> FitResult:
-    """Train with validation after each epoch; return the best epoch's model and embeddings."""
-    seed_everything(cfg.seed)
+    """Train with validation after each epoch; return the best epoch's model and embeddings.
+
+    Data-parallel (distributed.py): every rank trains, rank 0 alone validates and broadcasts its decisions
+    (better epoch, stop), so all ranks keep the same best state; the other ranks' `embeddings` are empty.
+    """
+    dist = distributed.current()
+    seed_everything(cfg.seed)  # the same initial model on every rank (DDP broadcasts rank 0's anyway)
     device = torch.device(cfg.device)
     t0 = time.perf_counter()
     model = PinSage(gd.features, cfg.dim, cfg.num_layers, cfg.dropout, not cfg.no_id_embedding).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    runner = EpochRunner(model, opt, gd.graph, gd.train, gd.num_items, cfg)
+    trainer = dist.wrap(model)
+    runner = EpochRunner(trainer, opt, gd.graph, gd.train, gd.num_items, rank_config(cfg))
     infer_table = NeighbourSampler(
         gd.graph, cfg.num_neighbors, cfg.infer_random_walks, cfg.num_traversals, cfg.termination_prob
     ).table()
+    if dist.rank:
+        seed_everything(dist.seed(cfg.seed))  # this rank's own random walks and dropout
     timings = {"infer_neighbourhoods_s": time.perf_counter() - t0}
 
     deadline = time.monotonic() + cfg.max_minutes * 60.0
@@ -175,34 +194,41 @@ def fit(gd: GraphData, cfg: TrainConfig) -> FitResult:
         t_epoch = time.perf_counter()
         losses, stopped = runner.epoch(f"epoch {epoch}", deadline)
         train_seconds += time.perf_counter() - t_epoch
-        t_eval = time.perf_counter()
-        emb_all = layerwise_embeddings(model, infer_table, device=device)
-        vm = val_metrics(gd, emb_all)
-        eval_seconds += time.perf_counter() - t_eval
-        point = {
-            "epoch": epoch,
-            "loss": float(np.mean(losses)) if losses else float("nan"),
-            "val_hr@10": vm["hr@10"],
-            "val_ndcg@10": vm["ndcg@10"],
-            "val_query_last_k": vm["last_k"],
-            "batches": len(losses),
-            "elapsed_s": time.perf_counter() - t0,
-        }
-        curve.append(point)
-        logger.info("epoch done", extra=point)
-        if vm["hr@10"] > best_hr:
-            best_hr, best_epoch = vm["hr@10"], epoch
+        improved, stop_now = False, stopped
+        if dist.is_main:
+            t_eval = time.perf_counter()
+            emb_all = layerwise_embeddings(model, infer_table, device=device)
+            vm = val_metrics(gd, emb_all)
+            eval_seconds += time.perf_counter() - t_eval
+            point = {
+                "epoch": epoch,
+                "loss": float(np.mean(losses)) if losses else float("nan"),
+                "val_hr@10": vm["hr@10"],
+                "val_ndcg@10": vm["ndcg@10"],
+                "val_query_last_k": vm["last_k"],
+                "batches": len(losses),
+                "elapsed_s": time.perf_counter() - t0,
+            }
+            curve.append(point)
+            logger.info("epoch done", extra=point)
+            improved = vm["hr@10"] > best_hr
+            if improved:
+                best_hr = vm["hr@10"]
+            if cfg.patience and epoch - (epoch if improved else best_epoch) >= cfg.patience:
+                logger.info("validation stopped improving", extra={"patience": cfg.patience, "epoch": epoch})
+                stop_now = True
+            if stopped:
+                logger.info("time budget reached", extra={"max_minutes": cfg.max_minutes, "epoch": epoch})
+        improved, stop_now = (bool(v) for v in dist.from_main([int(improved), int(stop_now)]))
+        if improved:
+            best_epoch = epoch
             best_state = {"model": copy.deepcopy(model.state_dict()), "opt": copy.deepcopy(opt.state_dict())}
-        if cfg.patience and epoch - best_epoch >= cfg.patience:
-            logger.info("validation stopped improving", extra={"patience": cfg.patience, "epoch": epoch})
-            break
-        if stopped:
-            logger.info("time budget reached", extra={"max_minutes": cfg.max_minutes, "epoch": epoch})
+        if stop_now:
             break
     model.load_state_dict(best_state["model"])
     opt.load_state_dict(best_state["opt"])
     t_inf = time.perf_counter()
-    embeddings = layerwise_embeddings(model, infer_table, device=device)
+    embeddings = layerwise_embeddings(model, infer_table, device=device) if dist.is_main else np.zeros((0, cfg.dim), np.float32)
     timings.update(
         {
             "train_s": train_seconds,
@@ -217,9 +243,10 @@ def fit(gd: GraphData, cfg: TrainConfig) -> FitResult:
         best_epoch=best_epoch,
         infer_table=infer_table,
         timings=timings,
-        pairs_per_second=runner.pairs_done / train_seconds if train_seconds > 0 else 0.0,
+        pairs_per_second=dist.sum(runner.pairs_done) / train_seconds if train_seconds > 0 else 0.0,
         stopped_by_time=stopped,
         optimizer=opt,
+        trainer=trainer,
     )
 
 
@@ -234,7 +261,7 @@ def refit(gd: GraphData, fr: FitResult, cfg: TrainConfig) -> tuple[np.ndarray, d
     t0 = time.perf_counter()
     graph = build_graph(gd.all, gd.num_users, gd.num_items)
     assert fr.optimizer is not None
-    runner = EpochRunner(fr.model, fr.optimizer, graph, gd.all, gd.num_items, cfg)
+    runner = EpochRunner(fr.trainer or fr.model, fr.optimizer, graph, gd.all, gd.num_items, rank_config(cfg))
     deadline = time.monotonic() + max(cfg.refit_max_minutes, 0.0) * 60.0
     losses: list[float] = []
     epochs = 0
@@ -247,7 +274,7 @@ def refit(gd: GraphData, fr: FitResult, cfg: TrainConfig) -> tuple[np.ndarray, d
     table = NeighbourSampler(
         graph, cfg.num_neighbors, cfg.infer_random_walks, cfg.num_traversals, cfg.termination_prob
     ).table()
-    emb = layerwise_embeddings(fr.model, table, device=torch.device(cfg.device))
+    emb = layerwise_embeddings(fr.model, table, device=torch.device(cfg.device)) if distributed.current().is_main else fr.embeddings
     info = {
         "epochs": epochs,
         "interactions": len(gd.all),

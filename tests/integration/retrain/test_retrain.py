@@ -363,3 +363,31 @@ def test_events_export_is_passed_to_the_job_when_configured(
     clear_settings_cache()
     params = json.loads(_post({"epochs": 3}, key="no-export")["body"])["parameters"]
     assert "events_uri" not in params
+
+
+def test_jobs_are_submitted_by_job_definition_name_so_a_stack_update_does_not_break_retraining(
+    batch: dict[str, str],
+) -> None:
+    """Issue 19: a stack update registers a new job-definition revision and deregisters the old one. The
+    function is configured by name (template.yaml), and even given a revision ARN it submits by name, so
+    the job runs on the latest active revision instead of failing on the deregistered one."""
+    from handlers.retrain.app import job_definition_name
+
+    assert job_definition_name("graphrec-prod-train") == "graphrec-prod-train"
+    assert job_definition_name("graphrec-prod-train:3") == "graphrec-prod-train"
+    assert job_definition_name("arn:aws:batch:eu-west-1:123456789012:job-definition/graphrec-prod-train:3") == (
+        "graphrec-prod-train"
+    )
+    client = boto3.client("batch")
+    (old,) = client.describe_job_definitions(jobDefinitions=[batch["job_definition"]])["jobDefinitions"]
+    new = client.register_job_definition(
+        jobDefinitionName=old["jobDefinitionName"], type="container", containerProperties=old["containerProperties"],
+        parameters=old["parameters"], platformCapabilities=["EC2"],
+    )  # fmt: skip
+    client.deregister_job_definition(jobDefinition=batch["job_definition"])  # what CloudFormation does
+    resp = _post({"epochs": 2}, key="after-stack-update")
+    assert resp["statusCode"] == 202, resp
+    body = json.loads(resp["body"])
+    assert body["job_definition"] == old["jobDefinitionName"]
+    (job,) = [j for j in _jobs(batch["job_queue"]) if j["jobId"] == body["job_id"]]
+    assert job["jobDefinition"] == new["jobDefinitionArn"]
