@@ -85,7 +85,7 @@ class EpochRunner:
     on every interaction (same model and optimiser, new graph and samplers).
     """
 
-    def __init__(self, model: PinSage, opt: torch.optim.Optimizer, graph: Any, inter: Interactions, num_items: int, cfg: TrainConfig) -> None:
+    def __init__(self, model: torch.nn.Module, opt: torch.optim.Optimizer, graph: Any, inter: Interactions, num_items: int, cfg: TrainConfig) -> None:
         self.model, self.opt, self.cfg, self.num_items = model, opt, cfg, num_items
         self.device = torch.device(cfg.device)
         self.loss_fn = MaxMarginLoss(cfg.margin)
