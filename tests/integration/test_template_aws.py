@@ -166,6 +166,7 @@ PERSON_ROUTES = {
     "post /events",
     "get /users/me/events",
     "get /users/me/recommendations",
+    "post /auth/sign-out",
 }
 
 

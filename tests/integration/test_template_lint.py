@@ -35,6 +35,7 @@ PERSON_ROUTES = {
     ("POST", "/events"),
     ("GET", "/users/me/events"),
     ("GET", "/users/me/recommendations"),
+    ("POST", "/auth/sign-out"),
 }
 
 
@@ -183,9 +184,12 @@ def test_transformed_stack_is_lint_clean_and_acyclic(tmp_path: Path, monkeypatch
 def test_transformed_lint_catches_a_circular_dependency(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The check above can fail: naming the bucket by !GetAtt in the training role closes the loop
+    """The check above can fail: with RetrainFunction naming the job definition by !Ref (its revision ARN,
+    as it once did), naming the bucket by !GetAtt in the training role closes the loop
     bucket notification -> RetrainFunction -> job definition -> job role -> bucket."""
     template = load_template()
+    env = template["Resources"]["RetrainFunction"]["Properties"]["Environment"]["Variables"]
+    env["GRAPHREC_TRAINING_JOB_DEFINITION"] = {"Ref": "TrainingJobDefinition"}
     statements = template["Resources"]["TrainingJobRole"]["Properties"]["Policies"][0]["PolicyDocument"]
     statements["Statement"][0]["Resource"] = {"Fn::GetAtt": ["ArtifactBucket", "Arn"]}
     proc = _lint(_sam_transform(template, monkeypatch), tmp_path)
