@@ -230,7 +230,7 @@ def test_pipeline_from_template(cloud: Cloud, tmp_path: Path) -> None:
          "--users", "120", "--movies", "80", "--ratings", "3000", "--seed", "3"],
         check=True, capture_output=True, timeout=300, cwd=REPO,
     )  # fmt: skip
-    assert upload_folder(data_dir, BUCKET, "data/ml-1m") == 3
+    assert upload_folder(data_dir, BUCKET, "data/ml-1m") == 4  # ratings, users, movies + franchises.dat (the realistic profile's ground truth)
     # ... and the template's new-ratings trigger fires once, for ratings.dat, training on that folder
     fired = {key: cloud.object_created(key) for key in ("data/ml-1m/movies.dat", "data/ml-1m/users.dat")}
     assert fired == {"data/ml-1m/movies.dat": {}, "data/ml-1m/users.dat": {}}
